@@ -1,0 +1,79 @@
+// The operations a model's forward pass is made of. The model code is written once against
+// this interface; each backend (CPU now, CUDA later) implements every op, and every op is tested
+// against a slow reference implementation.
+//
+// Conventions: activations are float32 row-major matrices. An op sees a tensor as its 2-D view
+// [rows, cols] (cols = last dimension). Outputs are overwritten, not accumulated, unless said.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "flow2/model_config.h"
+#include "flow2/tensor.h"
+
+namespace flow2 {
+
+// Geometry of one attention call over a key/value cache.
+struct AttentionShape {
+  int64_t batch = 1;      // independent sequences
+  int64_t n_tokens = 1;   // new tokens (queries) per sequence
+  int64_t n_past = 0;     // tokens each sequence had in the cache before these
+  int64_t n_heads = 1;
+  int64_t n_kv_heads = 1;  // query head h reads key/value head h / (n_heads / n_kv_heads)
+  int64_t head_dim = 1;
+  float scale = 1.0f;           // multiplies q.k before the softmax
+  int64_t sliding_window = 0;  // > 0: a query at position p sees keys at p-window+1 .. p
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+
+  // --- memory
+  virtual Tensor empty(Shape shape) = 0;  // float32, uninitialized
+  virtual Tensor zeros(Shape shape) = 0;  // float32, zero-filled
+  // A weight in the form this backend computes with (float32 here; a view without copy when the
+  // host bytes already are aligned float32).
+  virtual Tensor upload_weight(const HostTensor& host) = 0;
+  virtual Tensor from_host(std::span<const float> values, Shape shape) = 0;
+  virtual std::vector<float> to_host(const Tensor& tensor) = 0;
+
+  // --- ops
+  // out[i] = table[ids[i]]; with `accumulate`, out[i] += table[ids[i]].
+  virtual void embedding(Tensor& out, const Tensor& table, std::span<const int32_t> ids,
+                         bool accumulate) = 0;
+  // out = x * weight^T (+ bias): x [M, K], weight [N, K] (a Linear layer's layout), out [M, N].
+  virtual void matmul(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias) = 0;
+  virtual void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) = 0;
+  virtual void layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                          float eps) = 0;
+  // Rotates each head of x [tokens, heads * head_dim] in place, rotate-half layout as in
+  // transformers: angle(i) = positions[token] * inv_freq[i] for i < head_dim / 2.
+  virtual void rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
+                    std::span<const float> inv_freq) = 0;
+  // Writes x [batch * n_tokens, width] into cache [batch * capacity, width] at rows
+  // n_past .. n_past + n_tokens - 1 of each sequence.
+  virtual void kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens,
+                        int64_t n_past) = 0;
+  // Causal attention of q [batch * n_tokens, n_heads * head_dim] over the first
+  // n_past + n_tokens rows of each sequence's cache; out has q's shape.
+  virtual void attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
+                         const Tensor& v_cache, const AttentionShape& shape) = 0;
+  // out = act(gate) * up, elementwise.
+  virtual void gated_activation(Tensor& out, const Tensor& gate, const Tensor& up,
+                                Activation activation) = 0;
+  virtual void activation(Tensor& x, Activation activation) = 0;  // in place
+  // out = a + b, elementwise; out may be a or b.
+  virtual void add(Tensor& out, const Tensor& a, const Tensor& b) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend();
+// "cpu" (or later "cuda"); an unknown or unavailable name is an error.
+std::unique_ptr<Backend> make_backend(const std::string& name);
+
+}  // namespace flow2

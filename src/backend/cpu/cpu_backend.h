@@ -1,0 +1,37 @@
+// The CPU backend: float32 compute with OpenBLAS matrix products and OpenMP-parallel loops.
+#pragma once
+
+#include "flow2/backend.h"
+
+namespace flow2 {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  Device device() const override { return Device::CPU; }
+
+  Tensor empty(Shape shape) override;
+  Tensor zeros(Shape shape) override;
+  Tensor upload_weight(const HostTensor& host) override;
+  Tensor from_host(std::span<const float> values, Shape shape) override;
+  std::vector<float> to_host(const Tensor& tensor) override;
+
+  void embedding(Tensor& out, const Tensor& table, std::span<const int32_t> ids,
+                 bool accumulate) override;
+  void matmul(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias) override;
+  void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override;
+  void layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  float eps) override;
+  void rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
+            std::span<const float> inv_freq) override;
+  void kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens,
+                int64_t n_past) override;
+  void attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                 const AttentionShape& shape) override;
+  void gated_activation(Tensor& out, const Tensor& gate, const Tensor& up,
+                        Activation activation) override;
+  void activation(Tensor& x, Activation activation) override;
+  void add(Tensor& out, const Tensor& a, const Tensor& b) override;
+};
+
+}  // namespace flow2

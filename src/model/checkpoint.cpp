@@ -1,0 +1,15 @@
+#include "flow2/error.h"
+#include "flow2/model.h"
+
+namespace flow2 {
+
+Checkpoint open_checkpoint(const std::filesystem::path& path) {
+  check(std::filesystem::exists(path), "{}: no such file or directory", path.string());
+  check(std::filesystem::is_directory(path),
+        "{}: expected a model directory (config.json + safetensors)", path.string());
+  ModelConfig config = load_model_config(path);
+  WeightStore weights = open_safetensors_weights(path);
+  return Checkpoint{path, std::move(config), std::move(weights)};
+}
+
+}  // namespace flow2

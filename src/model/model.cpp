@@ -1,0 +1,161 @@
+// The decoder forward pass, written once against the Backend interface for every architecture.
+#include <cmath>
+
+#include "flow2/error.h"
+#include "flow2/model.h"
+#include "model/decoder_weights.h"
+#include "model/rope_frequencies.h"
+
+namespace flow2 {
+
+struct Model::State {
+  ModelConfig config;
+  Backend& backend;
+  DecoderWeights weights;
+  RopeFrequencies rope;
+};
+
+namespace {
+
+void apply_linear(Backend& backend, Tensor& out, const Tensor& x, const Linear& linear) {
+  backend.matmul(out, x, linear.weight, linear.bias.defined() ? &linear.bias : nullptr);
+}
+
+void apply_norm(Backend& backend, Tensor& out, const Tensor& x, const Norm& norm, float eps) {
+  if (norm.bias.defined()) {
+    backend.layer_norm(out, x, norm.weight, norm.bias, eps);
+  } else {
+    backend.rms_norm(out, x, norm.weight, eps);
+  }
+}
+
+float attention_scale(const ModelConfig& config, int64_t layer) {
+  float scale = 1.0f;
+  if (config.family != ModelFamily::Gpt2 || config.scale_attn_weights) {
+    scale = 1.0f / std::sqrt(static_cast<float>(config.head_dim));
+  }
+  if (config.scale_attn_by_inverse_layer_idx) scale /= static_cast<float>(layer + 1);
+  return scale;
+}
+
+}  // namespace
+
+Model::Model(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load(const Checkpoint& checkpoint, Backend& backend) {
+  const ModelConfig& config = checkpoint.config;
+  DecoderWeights weights = config.family == ModelFamily::Gpt2
+                               ? bind_gpt2_weights(checkpoint.weights, config, backend)
+                               : bind_llama_weights(checkpoint.weights, config, backend);
+  RopeFrequencies rope(config.rope, config.head_dim, config.max_position_embeddings);
+  auto state = std::unique_ptr<State>(
+      new State{config, backend, std::move(weights), std::move(rope)});
+  return std::unique_ptr<Model>(new Model(std::move(state)));
+}
+
+const ModelConfig& Model::config() const { return state_->config; }
+Backend& Model::backend() const { return state_->backend; }
+
+KVCache Model::make_cache(int64_t batch, int64_t capacity) const {
+  return KVCache(state_->backend, state_->config, batch, capacity);
+}
+
+Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cache,
+                      LogitRows rows) {
+  const ModelConfig& config = state_->config;
+  Backend& backend = state_->backend;
+  const DecoderWeights& weights = state_->weights;
+  const int64_t count = static_cast<int64_t>(ids.size());
+  check(batch > 0 && count > 0 && count % batch == 0,
+        "forward: {} token ids do not split into {} sequences", count, batch);
+  check(cache.batch() == batch, "forward: the KV cache holds {} sequences, not {}", cache.batch(),
+        batch);
+  const int64_t n_tokens = count / batch;
+  const int64_t n_past = cache.length();
+  check(n_past + n_tokens <= cache.capacity(),
+        "sequence of {} tokens exceeds the KV cache capacity of {}", n_past + n_tokens,
+        cache.capacity());
+  for (int64_t i = 0; i < count; ++i) {
+    check(ids[i] >= 0 && ids[i] < config.vocab_size,
+          "token id {} at position {} is outside the vocabulary (size {})", ids[i], i,
+          config.vocab_size);
+  }
+  std::vector<int32_t> positions(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) positions[i] = static_cast<int32_t>(n_past + i % n_tokens);
+
+  const int64_t hidden = config.hidden_size;
+  Tensor x = backend.empty({count, hidden});
+  backend.embedding(x, weights.token_embedding, ids, false);
+  if (weights.position_embedding.defined()) {
+    check(n_past + n_tokens <= config.max_position_embeddings,
+          "sequence of {} tokens exceeds the {} learned positions", n_past + n_tokens,
+          config.max_position_embeddings);
+    backend.embedding(x, weights.position_embedding, positions, true);
+  }
+  std::span<const float> inv_freq;
+  if (config.rope.type != RopeType::None) inv_freq = state_->rope.for_length(n_past + n_tokens);
+
+  Tensor normed = backend.empty({count, hidden});
+  Tensor q = backend.empty({count, config.q_dim()});
+  Tensor k = backend.empty({count, config.kv_dim()});
+  Tensor v = backend.empty({count, config.kv_dim()});
+  Tensor attended = backend.empty({count, config.q_dim()});
+  Tensor projected = backend.empty({count, hidden});
+  Tensor inner = backend.empty({count, config.intermediate_size});
+  Tensor inner_up = backend.empty({count, config.intermediate_size});
+  const float eps = static_cast<float>(config.norm_eps);
+
+  for (size_t l = 0; l < weights.layers.size(); ++l) {
+    const DecoderLayer& layer = weights.layers[l];
+    apply_norm(backend, normed, x, layer.attention_norm, eps);
+    apply_linear(backend, q, normed, layer.q);
+    apply_linear(backend, k, normed, layer.k);
+    apply_linear(backend, v, normed, layer.v);
+    if (!inv_freq.empty()) {
+      backend.rope(q, config.head_dim, positions, inv_freq);
+      backend.rope(k, config.head_dim, positions, inv_freq);
+    }
+    backend.kv_write(cache.keys(l), k, batch, n_tokens, n_past);
+    backend.kv_write(cache.values(l), v, batch, n_tokens, n_past);
+    AttentionShape shape{batch,
+                         n_tokens,
+                         n_past,
+                         config.num_heads,
+                         config.num_kv_heads,
+                         config.head_dim,
+                         attention_scale(config, static_cast<int64_t>(l)),
+                         config.sliding_window_for_layer(static_cast<int64_t>(l))};
+    backend.attention(attended, q, cache.keys(l), cache.values(l), shape);
+    apply_linear(backend, projected, attended, layer.o);
+    backend.add(x, x, projected);
+
+    apply_norm(backend, normed, x, layer.mlp_norm, eps);
+    if (layer.gate.weight.defined()) {
+      apply_linear(backend, inner, normed, layer.gate);
+      apply_linear(backend, inner_up, normed, layer.up);
+      backend.gated_activation(inner, inner, inner_up, config.activation);
+    } else {
+      apply_linear(backend, inner, normed, layer.up);
+      backend.activation(inner, config.activation);
+    }
+    apply_linear(backend, projected, inner, layer.down);
+    backend.add(x, x, projected);
+  }
+  cache.advance(n_tokens);
+
+  apply_norm(backend, normed, x, weights.final_norm, eps);
+  Tensor selected = normed;
+  if (rows == LogitRows::Last) {
+    // Gather each sequence's last row with the embedding op, the states acting as the table.
+    std::vector<int32_t> last(static_cast<size_t>(batch));
+    for (int64_t b = 0; b < batch; ++b) last[b] = static_cast<int32_t>((b + 1) * n_tokens - 1);
+    selected = backend.empty({batch, hidden});
+    backend.embedding(selected, normed, last, false);
+  }
+  Tensor logits = backend.empty({selected.rows(), config.vocab_size});
+  apply_linear(backend, logits, selected, weights.lm_head);
+  return logits;
+}
+
+}  // namespace flow2

@@ -1,0 +1,154 @@
+// Forward passes of the six fixture models against the logits and greedy generations that
+// transformers produced (tests/data/models/*/reference.safetensors).
+#include <gtest/gtest.h>
+
+#include "backend_list.h"
+#include "flow2/error.h"
+#include "flow2/generate.h"
+#include "flow2/model.h"
+#include "flow2/safetensors.h"
+#include "test_support.h"
+
+namespace flow2 {
+namespace {
+
+struct ModelCase {
+  std::string name;
+  double tolerance;         // max |logit error| the fixtures README allows
+  bool has_generation;      // reference.safetensors holds gen_prompt / gen_output
+};
+
+// Names the case in test output instead of printing its bytes.
+void PrintTo(const ModelCase& model_case, std::ostream* out) { *out << model_case.name; }
+
+std::vector<ModelCase> model_cases() {
+  return {{"tiny-llama", 1e-4, true},       {"tiny-smol", 1e-3, true},
+          {"tiny-qwen2", 1e-4, true},       {"tiny-gpt2", 1e-3, true},
+          {"tiny-llama-bf16", 1e-4, false}, {"tiny-llama-sharded", 1e-4, true}};
+}
+
+std::vector<int32_t> to_i32(const std::vector<int64_t>& values) {
+  return std::vector<int32_t>(values.begin(), values.end());
+}
+
+class FixtureModel : public ::testing::TestWithParam<std::tuple<ModelCase, std::string>> {
+ protected:
+  void SetUp() override {
+    const auto& [model_case, backend_name] = GetParam();
+    backend_ = make_backend(backend_name);
+    auto directory = testing::model_path(model_case.name);
+    model_ = Model::load(open_checkpoint(directory), *backend_);
+    reference_ = std::make_unique<SafetensorsFile>(
+        SafetensorsFile::open(directory / "reference.safetensors"));
+    tolerance_ = model_case.tolerance;
+  }
+  std::vector<float> logits_of(std::span<const int32_t> ids, int64_t batch) {
+    KVCache cache = model_->make_cache(batch, static_cast<int64_t>(ids.size()) / batch);
+    return backend_->to_host(model_->forward(ids, batch, cache));
+  }
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<SafetensorsFile> reference_;
+  double tolerance_ = 0;
+};
+
+TEST_P(FixtureModel, LogitsMatchTransformers) {
+  auto ids = to_i32(reference_->get("input_ids").to_i64());
+  auto expected = reference_->get("logits").to_f32();
+  const int64_t rows = 2, length = 24, vocab = model_->config().vocab_size;
+  ASSERT_EQ(expected.size(), static_cast<size_t>(rows * length * vocab));
+  for (int64_t row = 0; row < rows; ++row) {
+    auto row_ids = std::span<const int32_t>(ids).subspan(row * length, length);
+    auto logits = logits_of(row_ids, 1);
+    auto expected_row = std::span<const float>(expected).subspan(row * length * vocab, length * vocab);
+    EXPECT_LE(testing::max_abs_difference(logits, expected_row), tolerance_) << "row " << row;
+  }
+  // Both rows as one batch give the same logits.
+  EXPECT_LE(testing::max_abs_difference(logits_of(ids, 2), expected), tolerance_);
+}
+
+TEST_P(FixtureModel, IncrementalDecodingEqualsFullForward) {
+  auto ids = to_i32(reference_->get("input_ids").to_i64());
+  const int64_t length = 24, vocab = model_->config().vocab_size;
+  auto first_row = std::span<const int32_t>(ids).subspan(0, length);
+  auto full = logits_of(first_row, 1);
+  // Chunks of 5, 1, 7, then single tokens: every split point must give the same logits.
+  KVCache cache = model_->make_cache(1, length);
+  std::vector<float> pieced;
+  const int64_t chunks[] = {5, 1, 7, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  int64_t position = 0;
+  for (int64_t chunk : chunks) {
+    auto logits = backend_->to_host(model_->forward(first_row.subspan(position, chunk), 1, cache));
+    pieced.insert(pieced.end(), logits.begin(), logits.end());
+    position += chunk;
+  }
+  ASSERT_EQ(position, length);
+  ASSERT_EQ(pieced.size(), static_cast<size_t>(length * vocab));
+  EXPECT_LE(testing::max_abs_difference(pieced, full), 1e-4);
+}
+
+// Only fixtures with a generation reference take part (see the instantiation below).
+class GeneratingModel : public FixtureModel {};
+
+TEST_P(GeneratingModel, GreedyGenerationMatchesTransformers) {
+  auto prompt = to_i32(reference_->get("gen_prompt").to_i64());
+  auto expected = to_i32(reference_->get("gen_output").to_i64());
+  GenerationOptions options;
+  options.max_new_tokens = static_cast<int64_t>(expected.size() - prompt.size());
+  GenerationResult result = generate(*model_, prompt, options);
+  std::vector<int32_t> expected_new(expected.begin() + prompt.size(), expected.end());
+  EXPECT_EQ(result.ids, expected_new);
+  EXPECT_EQ(result.stop_reason, "length");
+}
+
+TEST_P(FixtureModel, PerplexityAgreesWithReferenceLogits) {
+  auto ids = to_i32(reference_->get("input_ids").to_i64());
+  auto expected = reference_->get("logits").to_f32();
+  const int64_t length = 24, vocab = model_->config().vocab_size;
+  auto first_row = std::span<const int32_t>(ids).subspan(0, length);
+  double nll = 0;
+  for (int64_t t = 0; t + 1 < length; ++t) {
+    nll -= log_probability(std::span<const float>(expected).subspan(t * vocab, vocab), ids[t + 1]);
+  }
+  nll /= length - 1;
+  PerplexityResult result = perplexity(*model_, first_row);
+  EXPECT_EQ(result.tokens, length);
+  EXPECT_NEAR(result.nll, nll, 10 * tolerance_);
+  EXPECT_NEAR(result.perplexity, std::exp(nll), std::exp(nll) * 10 * tolerance_);
+}
+
+TEST_P(FixtureModel, BadTokenIdsAreErrors) {
+  KVCache cache = model_->make_cache(1, 4);
+  std::vector<int32_t> ids = {1, static_cast<int32_t>(model_->config().vocab_size)};
+  EXPECT_THROW(model_->forward(ids, 1, cache), Error);
+  std::vector<int32_t> too_many = {1, 2, 3, 4, 5};
+  EXPECT_THROW(model_->forward(too_many, 1, cache), Error);
+}
+
+std::string case_name(const ::testing::TestParamInfo<FixtureModel::ParamType>& info) {
+  std::string name = std::get<0>(info.param).name + "_" + std::get<1>(info.param);
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return name;
+}
+
+std::vector<ModelCase> generating_cases() {
+  std::vector<ModelCase> cases;
+  for (const auto& model_case : model_cases()) {
+    if (model_case.has_generation) cases.push_back(model_case);
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModel,
+                         ::testing::Combine(::testing::ValuesIn(model_cases()),
+                                            ::testing::ValuesIn(testing::available_backends())),
+                         case_name);
+INSTANTIATE_TEST_SUITE_P(Fixtures, GeneratingModel,
+                         ::testing::Combine(::testing::ValuesIn(generating_cases()),
+                                            ::testing::ValuesIn(testing::available_backends())),
+                         case_name);
+
+}  // namespace
+}  // namespace flow2

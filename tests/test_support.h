@@ -1,0 +1,59 @@
+// Shared helpers for the tests: test data paths, temporary directories, random inputs.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace flow2::testing {
+
+inline std::filesystem::path data_path(const std::string& relative) {
+  return std::filesystem::path(FLOW2_TEST_DATA) / relative;
+}
+
+inline std::filesystem::path model_path(const std::string& name) {
+  return data_path("models/" + name);
+}
+
+// A fresh directory under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device device;
+    path_ = std::filesystem::temp_directory_path() /
+            ("flow2-test-" + std::to_string(device()) + std::to_string(device()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::vector<float> random_values(size_t count, uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> values(count);
+  for (auto& value : values) value = normal(rng);
+  return values;
+}
+
+inline double max_abs_difference(std::span<const float> a, std::span<const float> b) {
+  double worst = a.size() == b.size() ? 0.0 : INFINITY;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    worst = std::max(worst, std::abs(static_cast<double>(a[i]) - b[i]));
+  }
+  return worst;
+}
+
+std::string read_file(const std::filesystem::path& path);
+void write_file(const std::filesystem::path& path, const std::string& contents);
+// Copies a model directory so that a test can damage the copy.
+void copy_directory(const std::filesystem::path& from, const std::filesystem::path& to);
+
+}  // namespace flow2::testing
