@@ -27,12 +27,10 @@ void BM_Matmul(benchmark::State& state) {
     backend->matmul(out, x, w, nullptr);
     benchmark::DoNotOptimize(out.data());
   }
-  state.counters["FLOPS"] = benchmark::Counter(2.0 * m * n * k,
-                                               benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::kIs1000);
-  state.counters["weight_GB/s"] = benchmark::Counter(4.0 * n * k,
-                                                     benchmark::Counter::kIsIterationInvariantRate,
-                                                     benchmark::Counter::kIs1000);
+  state.counters["FLOPS"] = benchmark::Counter(
+      2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["weight_GB/s"] = benchmark::Counter(
+      4.0 * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 // {M, K, N}: SmolLM2-135M (576 / 1536), Llama 3.2 1B (2048 / 8192) and Llama 3.1 8B (4096).

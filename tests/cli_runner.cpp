@@ -12,8 +12,8 @@ CliResult run_cli(const std::string& arguments) {
   TempDir dir;
   auto out = dir / "stdout";
   auto err = dir / "stderr";
-  std::string command = std::string(FLOW2_CLI_PATH) + " " + arguments + " >" + out.string() +
-                        " 2>" + err.string();
+  std::string command =
+      std::string(FLOW2_CLI_PATH) + " " + arguments + " >" + out.string() + " 2>" + err.string();
   int raw = std::system(command.c_str());
   CliResult result;
   result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);

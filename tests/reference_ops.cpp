@@ -81,7 +81,8 @@ Matrix attention(const Matrix& q, const Matrix& keys, const Matrix& values,
         const int64_t position = s.n_past + t;
         std::vector<double> scores(total);
         for (int64_t j = 0; j < total; ++j) {
-          bool visible = j <= position && (s.sliding_window <= 0 || position - j < s.sliding_window);
+          bool visible =
+              j <= position && (s.sliding_window <= 0 || position - j < s.sliding_window);
           double dot = 0;
           for (int64_t d = 0; d < s.head_dim; ++d) {
             dot += static_cast<double>(q[(b * s.n_tokens + t) * q_width + h * s.head_dim + d]) *
@@ -96,7 +97,8 @@ Matrix attention(const Matrix& q, const Matrix& keys, const Matrix& values,
         for (int64_t d = 0; d < s.head_dim; ++d) {
           double value = 0;
           for (int64_t j = 0; j < total; ++j) {
-            value += scores[j] / sum * values[(b * total + j) * kv_width + (h / group) * s.head_dim + d];
+            value +=
+                scores[j] / sum * values[(b * total + j) * kv_width + (h / group) * s.head_dim + d];
           }
           out[(b * s.n_tokens + t) * q_width + h * s.head_dim + d] = static_cast<float>(value);
         }
@@ -108,11 +110,14 @@ Matrix attention(const Matrix& q, const Matrix& keys, const Matrix& values,
 
 double activation(double x, Activation activation) {
   switch (activation) {
-    case Activation::Silu: return x / (1 + std::exp(-x));
+    case Activation::Silu:
+      return x / (1 + std::exp(-x));
     case Activation::GeluTanh:
       return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
-    case Activation::GeluErf: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
-    case Activation::Relu: return x > 0 ? x : 0;
+    case Activation::GeluErf:
+      return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    case Activation::Relu:
+      return x > 0 ? x : 0;
   }
   return x;
 }

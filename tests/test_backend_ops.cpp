@@ -174,7 +174,8 @@ TEST_P(BackendOps, UploadConvertsHalfPrecisionWeights) {
     for (size_t i = 0; i < values.size(); ++i) {
       float expected = dtype == DType::BF16 ? bf16_to_f32(bits[i]) : f16_to_f32(bits[i]);
       EXPECT_EQ(uploaded[i], expected);
-      EXPECT_NEAR(uploaded[i], values[i], std::abs(values[i]) * (dtype == DType::BF16 ? 4e-3 : 5e-4));
+      EXPECT_NEAR(uploaded[i], values[i],
+                  std::abs(values[i]) * (dtype == DType::BF16 ? 4e-3 : 5e-4));
     }
   }
 }

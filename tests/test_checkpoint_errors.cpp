@@ -51,9 +51,11 @@ class BrokenCheckpoint : public ::testing::Test {
       auto result = testing::run_cli(command);
       EXPECT_EQ(result.status, 1) << command << "\n" << result.output;
       EXPECT_NE(result.output.find(what), std::string::npos)
-          << command << ": expected '" << what << "' in\n" << result.output;
+          << command << ": expected '" << what << "' in\n"
+          << result.output;
       EXPECT_NE(result.output.find(where), std::string::npos)
-          << command << ": expected '" << where << "' in\n" << result.output;
+          << command << ": expected '" << where << "' in\n"
+          << result.output;
       EXPECT_NE(result.output.find("flow2: error:"), std::string::npos) << result.output;
     }
   }

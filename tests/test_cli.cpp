@@ -16,7 +16,10 @@ using nlohmann::json;
 
 std::string join_ids(const std::vector<int64_t>& ids, size_t begin, size_t end) {
   std::string text;
-  for (size_t i = begin; i < end; ++i) text += (i > begin ? "," : "") + std::to_string(ids[i]);
+  for (size_t i = begin; i < end; ++i) {
+    if (i > begin) text += ',';
+    text += std::to_string(ids[i]);
+  }
   return text;
 }
 
@@ -37,7 +40,8 @@ TEST(Cli, InfoReportsTheShardedCheckpoint) {
   EXPECT_EQ(info["tied_embeddings"], false);
   EXPECT_EQ(info["files"].size(), 8u);
   uint64_t bytes = 0;
-  for (const auto& file : info["files"]) bytes += std::filesystem::file_size(file.get<std::string>());
+  for (const auto& file : info["files"])
+    bytes += std::filesystem::file_size(file.get<std::string>());
   EXPECT_EQ(info["bytes_on_disk"], bytes);
 }
 

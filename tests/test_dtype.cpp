@@ -27,7 +27,7 @@ TEST(DType, SizesAndNamesFollowTheSafetensorsSpec) {
 TEST(DType, Float16KnownValues) {
   EXPECT_EQ(f16_to_f32(0x3c00), 1.0f);
   EXPECT_EQ(f16_to_f32(0xc000), -2.0f);
-  EXPECT_EQ(f16_to_f32(0x7bff), 65504.0f);            // largest finite
+  EXPECT_EQ(f16_to_f32(0x7bff), 65504.0f);               // largest finite
   EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
   EXPECT_EQ(f16_to_f32(0x0400), std::ldexp(1.0f, -14));  // smallest normal
   EXPECT_TRUE(std::isinf(f16_to_f32(0x7c00)));

@@ -22,7 +22,9 @@ struct ModelCase {
 };
 
 // Names the case in test output instead of printing its bytes.
-void PrintTo(const ModelCase& model_case, std::ostream* out) { *out << model_case.name; }
+void PrintTo(const ModelCase& model_case, std::ostream* out) {
+  *out << model_case.name;
+}
 
 std::vector<ModelCase> model_cases() {
   return {// tests/data/models/FIXTURES_README.md
@@ -74,7 +76,8 @@ TEST_P(FixtureModel, LogitsMatchTransformers) {
   for (int64_t row = 0; row < rows; ++row) {
     auto row_ids = std::span<const int32_t>(ids).subspan(row * length, length);
     auto logits = logits_of(row_ids, 1);
-    auto expected_row = std::span<const float>(expected).subspan(row * length * vocab, length * vocab);
+    auto expected_row =
+        std::span<const float>(expected).subspan(row * length * vocab, length * vocab);
     EXPECT_LE(testing::max_abs_difference(logits, expected_row), tolerance_) << "row " << row;
   }
   // Both rows as one batch give the same logits.
@@ -162,10 +165,11 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModel,
                          ::testing::Combine(::testing::ValuesIn(model_cases()),
                                             ::testing::ValuesIn(testing::available_backends())),
                          case_name);
-INSTANTIATE_TEST_SUITE_P(Fixtures, GeneratingModel,
-                         ::testing::Combine(::testing::ValuesIn(cases_where(&ModelCase::has_generation)),
-                                            ::testing::ValuesIn(testing::available_backends())),
-                         case_name);
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, GeneratingModel,
+    ::testing::Combine(::testing::ValuesIn(cases_where(&ModelCase::has_generation)),
+                       ::testing::ValuesIn(testing::available_backends())),
+    case_name);
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, CachingModel,
     ::testing::Combine(::testing::ValuesIn(cases_where(&ModelCase::cache_matches_full_pass)),

@@ -54,9 +54,9 @@ TEST(Safetensors, ViewsHoldTheFileBytesAtTheirOffsets) {
 
 TEST(Safetensors, WriterRoundTripsEveryDtype) {
   TempDir dir;
-  const DType all[] = {DType::BOOL, DType::U8,  DType::I8,      DType::F8_E4M3, DType::F8_E5M2,
-                       DType::U16,  DType::I16, DType::F16,     DType::BF16,    DType::U32,
-                       DType::I32,  DType::F32, DType::U64,     DType::I64,     DType::F64};
+  const DType all[] = {DType::BOOL, DType::U8,  DType::I8,  DType::F8_E4M3, DType::F8_E5M2,
+                       DType::U16,  DType::I16, DType::F16, DType::BF16,    DType::U32,
+                       DType::I32,  DType::F32, DType::U64, DType::I64,     DType::F64};
   std::vector<std::vector<std::byte>> storage;
   std::vector<HostTensor> tensors;
   int index = 0;

@@ -30,8 +30,8 @@ std::string open_error(const std::string& contents) {
     SafetensorsFile::open(path);
   } catch (const Error& error) {
     std::string message = error.what();
-    EXPECT_NE(message.find(path.string()), std::string::npos) << "error does not name the file: "
-                                                              << message;
+    EXPECT_NE(message.find(path.string()), std::string::npos)
+        << "error does not name the file: " << message;
     return message;
   }
   return "";
@@ -60,8 +60,9 @@ TEST(SafetensorsErrors, HeaderIsNotJson) {
 }
 
 TEST(SafetensorsErrors, UnknownDtype) {
-  expect_error(safetensors_bytes(R"({"w": {"dtype": "F17", "shape": [1], "data_offsets": [0, 4]}})", 4),
-               "unknown dtype 'F17'");
+  expect_error(
+      safetensors_bytes(R"({"w": {"dtype": "F17", "shape": [1], "data_offsets": [0, 4]}})", 4),
+      "unknown dtype 'F17'");
 }
 
 TEST(SafetensorsErrors, MissingOrMalformedFields) {
@@ -69,28 +70,34 @@ TEST(SafetensorsErrors, MissingOrMalformedFields) {
                "missing 'dtype'");
   expect_error(safetensors_bytes(R"({"w": {"dtype": "F32", "data_offsets": [0, 4]}})", 4),
                "missing 'shape'");
-  expect_error(safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4),
-               "non-negative integers");
-  expect_error(safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0]}})", 4),
-               "'data_offsets' must be [begin, end]");
-  expect_error(safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}})", 4),
-               "end before they begin");
+  expect_error(
+      safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4),
+      "non-negative integers");
+  expect_error(
+      safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0]}})", 4),
+      "'data_offsets' must be [begin, end]");
+  expect_error(
+      safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}})", 4),
+      "end before they begin");
   expect_error(safetensors_bytes(R"({"__metadata__": {"format": 1}})", 0), "not a string");
 }
 
 TEST(SafetensorsErrors, SizeDoesNotMatchShape) {
-  expect_error(safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 20]}})", 20),
-               "needs 24 bytes");
+  expect_error(
+      safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 20]}})", 20),
+      "needs 24 bytes");
   // A shape whose byte count overflows 64 bits.
   expect_error(
       safetensors_bytes(
-          R"({"w": {"dtype": "F64", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]}})", 8),
+          R"({"w": {"dtype": "F64", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]}})",
+          8),
       "too large");
 }
 
 TEST(SafetensorsErrors, OffsetsOutOfRange) {
-  expect_error(safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 8),
-               "run past the end of the data");
+  expect_error(
+      safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 8),
+      "run past the end of the data");
 }
 
 TEST(SafetensorsErrors, OverlappingTensors) {
@@ -105,8 +112,9 @@ TEST(SafetensorsErrors, HolesInTheData) {
                                      "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}})",
                                  12),
                "belong to no tensor");
-  expect_error(safetensors_bytes(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})", 12),
-               "last 8 bytes");
+  expect_error(
+      safetensors_bytes(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})", 12),
+      "last 8 bytes");
 }
 
 TEST(SafetensorsErrors, DuplicateTensorNames) {

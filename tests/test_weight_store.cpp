@@ -64,8 +64,7 @@ class BrokenIndex : public ::testing::Test {
   }
   std::filesystem::path model() const { return dir_ / "model"; }
   nlohmann::json index() const {
-    return nlohmann::json::parse(
-        testing::read_file(model() / "model.safetensors.index.json"));
+    return nlohmann::json::parse(testing::read_file(model() / "model.safetensors.index.json"));
   }
   void write_index(const nlohmann::json& value) const {
     testing::write_file(model() / "model.safetensors.index.json", value.dump());

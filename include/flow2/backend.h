@@ -18,13 +18,13 @@ namespace flow2 {
 
 // Geometry of one attention call over a key/value cache.
 struct AttentionShape {
-  int64_t batch = 1;      // independent sequences
-  int64_t n_tokens = 1;   // new tokens (queries) per sequence
-  int64_t n_past = 0;     // tokens each sequence had in the cache before these
+  int64_t batch = 1;     // independent sequences
+  int64_t n_tokens = 1;  // new tokens (queries) per sequence
+  int64_t n_past = 0;    // tokens each sequence had in the cache before these
   int64_t n_heads = 1;
   int64_t n_kv_heads = 1;  // query head h reads key/value head h / (n_heads / n_kv_heads)
   int64_t head_dim = 1;
-  float scale = 1.0f;           // multiplies q.k before the softmax
+  float scale = 1.0f;          // multiplies q.k before the softmax
   int64_t sliding_window = 0;  // > 0: a query at position p sees keys at p-window+1 .. p
 };
 
@@ -62,8 +62,8 @@ class Backend {
                         int64_t n_past) = 0;
   // Causal attention of q [batch * n_tokens, n_heads * head_dim] over the first
   // n_past + n_tokens rows of each sequence's cache; out has q's shape.
-  virtual void attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
-                         const Tensor& v_cache, const AttentionShape& shape) = 0;
+  virtual void attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                         const AttentionShape& shape) = 0;
   // out = act(gate) * up, elementwise.
   virtual void gated_activation(Tensor& out, const Tensor& gate, const Tensor& up,
                                 Activation activation) = 0;

@@ -47,7 +47,9 @@ void AtomicFileWriter::write(std::span<const std::byte> bytes) {
   }
 }
 
-void AtomicFileWriter::write(std::string_view text) { write(std::as_bytes(std::span(text))); }
+void AtomicFileWriter::write(std::string_view text) {
+  write(std::as_bytes(std::span(text)));
+}
 
 void AtomicFileWriter::commit() {
   check(fd_ >= 0, "{}: committed twice", path_.string());

@@ -36,7 +36,9 @@ constexpr std::array<DTypeInfo, 15> kDTypes = {{
     {DType::F64, "F64", 8, true},
 }};
 
-const DTypeInfo& info(DType dtype) { return kDTypes[static_cast<size_t>(dtype)]; }
+const DTypeInfo& info(DType dtype) {
+  return kDTypes[static_cast<size_t>(dtype)];
+}
 
 template <typename T>
 T load(const void* base, size_t index) {
@@ -47,9 +49,15 @@ T load(const void* base, size_t index) {
 
 }  // namespace
 
-size_t dtype_size(DType dtype) { return info(dtype).size; }
-std::string_view dtype_name(DType dtype) { return info(dtype).name; }
-bool is_floating(DType dtype) { return info(dtype).floating; }
+size_t dtype_size(DType dtype) {
+  return info(dtype).size;
+}
+std::string_view dtype_name(DType dtype) {
+  return info(dtype).name;
+}
+bool is_floating(DType dtype) {
+  return info(dtype).floating;
+}
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& entry : kDTypes) {
@@ -58,7 +66,9 @@ std::optional<DType> dtype_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-float bf16_to_f32(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+float bf16_to_f32(uint16_t bits) {
+  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
+}
 
 uint16_t f32_to_bf16(float value) {
   uint32_t bits = std::bit_cast<uint32_t>(value);
@@ -85,9 +95,9 @@ uint16_t f32_to_f16(float value) {
   uint32_t bits = std::bit_cast<uint32_t>(value);
   uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000);
   uint32_t magnitude = bits & 0x7fffffffu;
-  if (magnitude > 0x7f800000u) return sign | 0x7e00;    // NaN
+  if (magnitude > 0x7f800000u) return sign | 0x7e00;   // NaN
   if (magnitude >= 0x477ff000u) return sign | 0x7c00;  // rounds to infinity
-  if (magnitude < 0x38800000u) {                        // subnormal or zero in f16
+  if (magnitude < 0x38800000u) {                       // subnormal or zero in f16
     // Scale so that one f16 subnormal step is 1.0, then round to nearest even.
     float scaled = std::bit_cast<float>(magnitude) * 16777216.0f;  // 2^24
     return sign | static_cast<uint16_t>(std::nearbyint(scaled));
@@ -119,21 +129,51 @@ void convert_to_f32(DType dtype, const void* source, size_t count, float* destin
   };
   auto cast = [](auto value) { return static_cast<float>(value); };
   switch (dtype) {
-    case DType::BOOL: each(uint8_t{}, [](uint8_t v) { return v ? 1.0f : 0.0f; }); break;
-    case DType::U8: each(uint8_t{}, cast); break;
-    case DType::I8: each(int8_t{}, cast); break;
-    case DType::F8_E4M3: each(uint8_t{}, f8_e4m3_to_f32); break;
-    case DType::F8_E5M2: each(uint8_t{}, f8_e5m2_to_f32); break;
-    case DType::U16: each(uint16_t{}, cast); break;
-    case DType::I16: each(int16_t{}, cast); break;
-    case DType::F16: each(uint16_t{}, f16_to_f32); break;
-    case DType::BF16: each(uint16_t{}, bf16_to_f32); break;
-    case DType::U32: each(uint32_t{}, cast); break;
-    case DType::I32: each(int32_t{}, cast); break;
-    case DType::F32: std::memcpy(destination, source, count * sizeof(float)); break;
-    case DType::U64: each(uint64_t{}, cast); break;
-    case DType::I64: each(int64_t{}, cast); break;
-    case DType::F64: each(double{}, cast); break;
+    case DType::BOOL:
+      each(uint8_t{}, [](uint8_t v) { return v ? 1.0f : 0.0f; });
+      break;
+    case DType::U8:
+      each(uint8_t{}, cast);
+      break;
+    case DType::I8:
+      each(int8_t{}, cast);
+      break;
+    case DType::F8_E4M3:
+      each(uint8_t{}, f8_e4m3_to_f32);
+      break;
+    case DType::F8_E5M2:
+      each(uint8_t{}, f8_e5m2_to_f32);
+      break;
+    case DType::U16:
+      each(uint16_t{}, cast);
+      break;
+    case DType::I16:
+      each(int16_t{}, cast);
+      break;
+    case DType::F16:
+      each(uint16_t{}, f16_to_f32);
+      break;
+    case DType::BF16:
+      each(uint16_t{}, bf16_to_f32);
+      break;
+    case DType::U32:
+      each(uint32_t{}, cast);
+      break;
+    case DType::I32:
+      each(int32_t{}, cast);
+      break;
+    case DType::F32:
+      std::memcpy(destination, source, count * sizeof(float));
+      break;
+    case DType::U64:
+      each(uint64_t{}, cast);
+      break;
+    case DType::I64:
+      each(int64_t{}, cast);
+      break;
+    case DType::F64:
+      each(double{}, cast);
+      break;
   }
 }
 

@@ -53,8 +53,7 @@ std::optional<bool> optional_bool(const json& object, const std::string& key,
                                   const std::string& source) {
   const json* value = field(object, key);
   if (!value) return std::nullopt;
-  check(value->is_boolean(), "{}: '{}' must be true or false, got {}", source, key,
-        value->dump());
+  check(value->is_boolean(), "{}: '{}' must be true or false, got {}", source, key, value->dump());
   return value->get<bool>();
 }
 

@@ -12,7 +12,9 @@ int64_t shape_numel(const Shape& shape) {
   return count;
 }
 
-std::string shape_string(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+std::string shape_string(const Shape& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
 
 std::vector<float> HostTensor::to_f32() const {
   std::vector<float> values(static_cast<size_t>(numel()));
@@ -29,15 +31,50 @@ std::vector<int64_t> HostTensor::to_i64() const {
     const auto* item = base + i * dtype_size(dtype);
     switch (dtype) {
       case DType::BOOL:
-      case DType::U8: values[i] = *reinterpret_cast<const uint8_t*>(item); break;
-      case DType::I8: values[i] = *reinterpret_cast<const int8_t*>(item); break;
-      case DType::U16: { uint16_t v; std::memcpy(&v, item, 2); values[i] = v; break; }
-      case DType::I16: { int16_t v; std::memcpy(&v, item, 2); values[i] = v; break; }
-      case DType::U32: { uint32_t v; std::memcpy(&v, item, 4); values[i] = v; break; }
-      case DType::I32: { int32_t v; std::memcpy(&v, item, 4); values[i] = v; break; }
-      case DType::U64: { uint64_t v; std::memcpy(&v, item, 8); values[i] = static_cast<int64_t>(v); break; }
-      case DType::I64: { int64_t v; std::memcpy(&v, item, 8); values[i] = v; break; }
-      default: break;
+      case DType::U8:
+        values[i] = *reinterpret_cast<const uint8_t*>(item);
+        break;
+      case DType::I8:
+        values[i] = *reinterpret_cast<const int8_t*>(item);
+        break;
+      case DType::U16: {
+        uint16_t v;
+        std::memcpy(&v, item, 2);
+        values[i] = v;
+        break;
+      }
+      case DType::I16: {
+        int16_t v;
+        std::memcpy(&v, item, 2);
+        values[i] = v;
+        break;
+      }
+      case DType::U32: {
+        uint32_t v;
+        std::memcpy(&v, item, 4);
+        values[i] = v;
+        break;
+      }
+      case DType::I32: {
+        int32_t v;
+        std::memcpy(&v, item, 4);
+        values[i] = v;
+        break;
+      }
+      case DType::U64: {
+        uint64_t v;
+        std::memcpy(&v, item, 8);
+        values[i] = static_cast<int64_t>(v);
+        break;
+      }
+      case DType::I64: {
+        int64_t v;
+        std::memcpy(&v, item, 8);
+        values[i] = v;
+        break;
+      }
+      default:
+        break;
     }
   }
   return values;
@@ -60,7 +97,8 @@ Tensor Tensor::row_slice(int64_t begin, int64_t count) const {
   check(begin >= 0 && count >= 0 && begin + count <= rows(),
         "row slice [{}, {}) out of range for shape {}", begin, begin + count, shape_string(shape_));
   Shape shape = {count, cols()};
-  auto* start = static_cast<char*>(data_) + static_cast<size_t>(begin * cols()) * dtype_size(dtype_);
+  auto* start =
+      static_cast<char*>(data_) + static_cast<size_t>(begin * cols()) * dtype_size(dtype_);
   return Tensor(dtype_, std::move(shape), device_, storage_, start);
 }
 

@@ -46,9 +46,8 @@ GenerationResult generate(Model& model, std::span<const int32_t> prompt,
 
   auto choose = [&](const Tensor& logits) {
     std::vector<float> host = model.backend().to_host(logits);
-    return options.temperature == 0.0f
-               ? argmax(host)
-               : sample_with_temperature(host, options.temperature, rng);
+    return options.temperature == 0.0f ? argmax(host)
+                                       : sample_with_temperature(host, options.temperature, rng);
   };
   auto start = std::chrono::steady_clock::now();
   int32_t next = choose(model.forward(prompt, 1, cache, LogitRows::Last));

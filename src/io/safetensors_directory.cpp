@@ -21,8 +21,8 @@ void add_all(WeightStore& store, const SafetensorsFile& file) {
 // Shard names must stay inside the model directory.
 fs::path shard_path(const fs::path& directory, const std::string& name, const std::string& index) {
   fs::path relative(name);
-  check(!name.empty() && relative.is_relative() && relative.lexically_normal().string().rfind(
-                                                        "..", 0) != 0,
+  check(!name.empty() && relative.is_relative() &&
+            relative.lexically_normal().string().rfind("..", 0) != 0,
         "{}: shard name '{}' points outside the model directory", index, name);
   return directory / relative;
 }
@@ -32,8 +32,7 @@ WeightStore open_sharded(const fs::path& directory, const fs::path& index_path) 
   auto document = read_json_file(index_path);
   check(document.is_object(), "{}: expected a JSON object", index);
   auto map_it = document.find("weight_map");
-  check(map_it != document.end() && map_it->is_object(), "{}: missing 'weight_map' object",
-        index);
+  check(map_it != document.end() && map_it->is_object(), "{}: missing 'weight_map' object", index);
 
   // Each shard is opened once; every tensor the index lists must be in the shard it names.
   std::map<std::string, std::vector<std::string>> tensors_of_shard;

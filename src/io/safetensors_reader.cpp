@@ -53,8 +53,8 @@ json parse_header_json(std::string_view text, const std::string& source) {
   return header;
 }
 
-uint64_t non_negative_integer(const json& value, const std::string& source,
-                              const std::string& name, const char* field) {
+uint64_t non_negative_integer(const json& value, const std::string& source, const std::string& name,
+                              const char* field) {
   check(value.is_number_unsigned(), "{}: tensor '{}': {} must hold non-negative integers", source,
         name, field);
   return value.get<uint64_t>();
@@ -63,15 +63,15 @@ uint64_t non_negative_integer(const json& value, const std::string& source,
 Entry parse_entry(const std::string& name, const json& info, const std::string& source) {
   check(info.is_object(), "{}: tensor '{}': header entry is not an object", source, name);
   auto dtype_it = info.find("dtype");
-  check(dtype_it != info.end() && dtype_it->is_string(), "{}: tensor '{}': missing 'dtype'",
-        source, name);
+  check(dtype_it != info.end() && dtype_it->is_string(), "{}: tensor '{}': missing 'dtype'", source,
+        name);
   auto dtype = dtype_from_name(dtype_it->get<std::string>());
   check(dtype.has_value(), "{}: tensor '{}': unknown dtype '{}'", source, name,
         dtype_it->get<std::string>());
 
   auto shape_it = info.find("shape");
-  check(shape_it != info.end() && shape_it->is_array(), "{}: tensor '{}': missing 'shape'",
-        source, name);
+  check(shape_it != info.end() && shape_it->is_array(), "{}: tensor '{}': missing 'shape'", source,
+        name);
   Shape shape;
   uint64_t byte_count = dtype_size(*dtype);
   bool overflow = false;
@@ -90,8 +90,8 @@ Entry parse_entry(const std::string& name, const json& info, const std::string& 
         "{}: tensor '{}': 'data_offsets' must be [begin, end]", source, name);
   uint64_t begin = non_negative_integer((*offsets_it)[0], source, name, "data_offsets");
   uint64_t end = non_negative_integer((*offsets_it)[1], source, name, "data_offsets");
-  check(begin <= end, "{}: tensor '{}': data_offsets [{}, {}] end before they begin", source,
-        name, begin, end);
+  check(begin <= end, "{}: tensor '{}': data_offsets [{}, {}] end before they begin", source, name,
+        begin, end);
   check(end - begin == byte_count,
         "{}: tensor '{}': {} {} needs {} bytes but data_offsets [{}, {}] hold {}", source, name,
         dtype_name(*dtype), shape_string(shape), byte_count, begin, end, end - begin);
@@ -120,8 +120,8 @@ void check_layout(std::vector<Entry>& entries, uint64_t buffer_size, const std::
           "{}: tensor '{}': data_offsets [{}, {}] run past the end of the data ({} bytes)", source,
           entry.name, entry.begin, entry.end, buffer_size);
     if (entry.begin < expected_begin) {
-      fail("{}: tensor '{}' (bytes {}..{}) overlaps tensor '{}' (bytes {}..{})", source,
-           entry.name, entry.begin, entry.end, previous->name, previous->begin, previous->end);
+      fail("{}: tensor '{}' (bytes {}..{}) overlaps tensor '{}' (bytes {}..{})", source, entry.name,
+           entry.begin, entry.end, previous->name, previous->begin, previous->end);
     }
     check(entry.begin == expected_begin,
           "{}: bytes {}..{} of the data belong to no tensor (gap before '{}')", source,

@@ -27,8 +27,7 @@ HostTensor slice_vector(const HostTensor& source, int64_t begin, int64_t count) 
 }
 
 // A Conv1D layer [in, out] as a Linear [out, in].
-Linear bind_conv1d(const WeightBinder& binder, const std::string& prefix, int64_t in,
-                   int64_t out) {
+Linear bind_conv1d(const WeightBinder& binder, const std::string& prefix, int64_t in, int64_t out) {
   const HostTensor& weight = binder.host(prefix + ".weight", {in, out});
   Backend& backend = binder.backend();
   return Linear{backend.upload_weight(transposed_columns(weight, 0, out)),

@@ -49,20 +49,23 @@ std::unique_ptr<Model> Model::load(const Checkpoint& checkpoint, Backend& backen
                                ? bind_gpt2_weights(checkpoint.weights, config, backend)
                                : bind_llama_weights(checkpoint.weights, config, backend);
   RopeFrequencies rope(config.rope, config.head_dim, config.max_position_embeddings);
-  auto state = std::unique_ptr<State>(
-      new State{config, backend, std::move(weights), std::move(rope)});
+  auto state =
+      std::unique_ptr<State>(new State{config, backend, std::move(weights), std::move(rope)});
   return std::unique_ptr<Model>(new Model(std::move(state)));
 }
 
-const ModelConfig& Model::config() const { return state_->config; }
-Backend& Model::backend() const { return state_->backend; }
+const ModelConfig& Model::config() const {
+  return state_->config;
+}
+Backend& Model::backend() const {
+  return state_->backend;
+}
 
 KVCache Model::make_cache(int64_t batch, int64_t capacity) const {
   return KVCache(state_->backend, state_->config, batch, capacity);
 }
 
-Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cache,
-                      LogitRows rows) {
+Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cache, LogitRows rows) {
   const ModelConfig& config = state_->config;
   Backend& backend = state_->backend;
   const DecoderWeights& weights = state_->weights;

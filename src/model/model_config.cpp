@@ -127,8 +127,7 @@ void parse_gpt2(const json& document, const std::string& source, ModelConfig& co
       optional_string(document, "activation_function", source).value_or("gelu_new"), source);
   config.tie_word_embeddings =
       optional_bool(document, "tie_word_embeddings", source).value_or(true);
-  config.scale_attn_weights =
-      optional_bool(document, "scale_attn_weights", source).value_or(true);
+  config.scale_attn_weights = optional_bool(document, "scale_attn_weights", source).value_or(true);
   config.scale_attn_by_inverse_layer_idx =
       optional_bool(document, "scale_attn_by_inverse_layer_idx", source).value_or(false);
   config.qkv_bias = config.o_bias = config.mlp_bias = true;
@@ -150,9 +149,8 @@ void check_dimensions(const ModelConfig& config, const std::string& source) {
         "{}: {} attention heads cannot be shared by {} key/value heads", source, config.num_heads,
         config.num_kv_heads);
   if (config.family == ModelFamily::Gpt2) {
-    check(config.hidden_size % config.num_heads == 0,
-          "{}: n_embd {} is not divisible by n_head {}", source, config.hidden_size,
-          config.num_heads);
+    check(config.hidden_size % config.num_heads == 0, "{}: n_embd {} is not divisible by n_head {}",
+          source, config.hidden_size, config.num_heads);
   }
   if (config.rope.type != RopeType::None) {
     check(config.head_dim % 2 == 0, "{}: RoPE needs an even head dimension, got {}", source,
@@ -172,8 +170,8 @@ ModelConfig parse_model_config(const json& document, const std::string& source) 
   auto model_type = optional_string(document, "model_type", source);
   check(model_type.has_value(), "{}: missing 'model_type'", source);
   config.model_type = *model_type;
-  if (auto it = document.find("architectures"); it != document.end() && it->is_array() &&
-                                                 !it->empty() && (*it)[0].is_string()) {
+  if (auto it = document.find("architectures");
+      it != document.end() && it->is_array() && !it->empty() && (*it)[0].is_string()) {
     config.architecture = (*it)[0].get<std::string>();
   }
   if (config.model_type == "llama" || config.model_type == "mistral" ||

@@ -67,7 +67,8 @@ void run_generate(const GenerateArgs& args) {
     fmt::print("{}\n", out.dump());
   } else {
     std::printf("\n");
-    std::fprintf(stderr, "load %.3f s, prefill %zu tokens at %.1f tok/s, decode %zu at %.1f tok/s\n",
+    std::fprintf(stderr,
+                 "load %.3f s, prefill %zu tokens at %.1f tok/s, decode %zu at %.1f tok/s\n",
                  load_seconds, prompt.size(), prefill_rate, decoded, decode_rate);
   }
 }
@@ -78,8 +79,7 @@ void add_generate_command(CLI::App& app) {
   auto* command = app.add_subcommand("generate", "Generate tokens from a prompt");
   auto args = std::make_shared<GenerateArgs>();
   command->add_option("--model,-m", args->model, "Model directory")->required();
-  command->add_option("--prompt-ids", args->prompt_ids, "Prompt token ids, e.g. 1,2,3")
-      ->required();
+  command->add_option("--prompt-ids", args->prompt_ids, "Prompt token ids, e.g. 1,2,3")->required();
   command->add_option("--max-tokens,-n", args->max_tokens, "New tokens at most")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

@@ -12,11 +12,16 @@ namespace {
 
 std::string rope_name(RopeType type) {
   switch (type) {
-    case RopeType::None: return "none (learned positions)";
-    case RopeType::Default: return "default";
-    case RopeType::Linear: return "linear";
-    case RopeType::Dynamic: return "dynamic";
-    case RopeType::Llama3: return "llama3";
+    case RopeType::None:
+      return "none (learned positions)";
+    case RopeType::Default:
+      return "default";
+    case RopeType::Linear:
+      return "linear";
+    case RopeType::Dynamic:
+      return "dynamic";
+    case RopeType::Llama3:
+      return "llama3";
   }
   return "?";
 }

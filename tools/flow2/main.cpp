@@ -12,7 +12,8 @@ int main(int argc, char** argv) {
   CLI::App app{"flow2: load, run, fine-tune and measure local language models"};
   app.require_subcommand(1);
   int threads = 0;
-  app.add_option("--threads", threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "CPU threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
   flow2::cli::add_info_command(app);
   flow2::cli::add_generate_command(app);
   flow2::cli::add_perplexity_command(app);

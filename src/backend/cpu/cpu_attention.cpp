@@ -15,8 +15,7 @@ void CpuBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
   const int64_t kv_width = shape.n_kv_heads * head_dim;
   check(shape.n_kv_heads > 0 && shape.n_heads % shape.n_kv_heads == 0,
         "attention: {} heads over {} key/value heads", shape.n_heads, shape.n_kv_heads);
-  check(q.cols() == q_width && q.rows() == shape.batch * shape.n_tokens &&
-            out.numel() == q.numel(),
+  check(q.cols() == q_width && q.rows() == shape.batch * shape.n_tokens && out.numel() == q.numel(),
         "attention: query {} does not match the shape", shape_string(q.shape()));
   check(k_cache.cols() == kv_width && v_cache.cols() == kv_width &&
             k_cache.rows() == v_cache.rows() && k_cache.rows() % shape.batch == 0,
@@ -37,9 +36,8 @@ void CpuBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
       const int64_t row = task / shape.n_heads;  // b * n_tokens + t
       const int64_t b = row / shape.n_tokens;
       const int64_t position = shape.n_past + row % shape.n_tokens;
-      const int64_t first = shape.sliding_window > 0
-                                ? std::max<int64_t>(0, position - shape.sliding_window + 1)
-                                : 0;
+      const int64_t first =
+          shape.sliding_window > 0 ? std::max<int64_t>(0, position - shape.sliding_window + 1) : 0;
       const float* query = q.data_as<float>() + row * q_width + head * head_dim;
       const int64_t kv_offset = (head / group) * head_dim;
       const float* keys = k_cache.data_as<float>() + b * capacity * kv_width + kv_offset;

@@ -15,13 +15,16 @@ void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
 
 float apply_activation(float x, Activation activation) {
   switch (activation) {
-    case Activation::Silu: return x / (1.0f + std::exp(-x));
+    case Activation::Silu:
+      return x / (1.0f + std::exp(-x));
     case Activation::GeluTanh: {
       constexpr float kSqrt2OverPi = 0.7978845608028654f;
       return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
     }
-    case Activation::GeluErf: return 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));
-    case Activation::Relu: return x > 0.0f ? x : 0.0f;
+    case Activation::GeluErf:
+      return 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));
+    case Activation::Relu:
+      return x > 0.0f ? x : 0.0f;
   }
   return x;
 }

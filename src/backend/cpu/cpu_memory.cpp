@@ -21,7 +21,9 @@ Tensor allocate(Shape shape) {
 
 }  // namespace
 
-Tensor CpuBackend::empty(Shape shape) { return allocate(std::move(shape)); }
+Tensor CpuBackend::empty(Shape shape) {
+  return allocate(std::move(shape));
+}
 
 Tensor CpuBackend::zeros(Shape shape) {
   Tensor tensor = allocate(std::move(shape));
@@ -55,8 +57,8 @@ Tensor CpuBackend::upload_weight(const HostTensor& host) {
 }
 
 Tensor CpuBackend::from_host(std::span<const float> values, Shape shape) {
-  check(shape_numel(shape) == static_cast<int64_t>(values.size()),
-        "{} values do not fill shape {}", values.size(), shape_string(shape));
+  check(shape_numel(shape) == static_cast<int64_t>(values.size()), "{} values do not fill shape {}",
+        values.size(), shape_string(shape));
   Tensor tensor = allocate(std::move(shape));
   if (!values.empty()) std::memcpy(tensor.data(), values.data(), values.size_bytes());
   return tensor;
@@ -68,6 +70,8 @@ std::vector<float> CpuBackend::to_host(const Tensor& tensor) {
   return std::vector<float>(data, data + tensor.numel());
 }
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend() {
+  return std::make_unique<CpuBackend>();
+}
 
 }  // namespace flow2
