@@ -32,37 +32,38 @@ json read_json_file(const std::filesystem::path& path) {
   return value;
 }
 
-std::optional<int64_t> optional_int(const json& object, const std::string& key,
-                                    const std::string& source) {
+namespace {
+
+// The field as T if present; an error naming `what` if it has another JSON type.
+template <typename T>
+std::optional<T> typed_field(const json& object, const std::string& key, const std::string& source,
+                             bool (json::*is_type)() const noexcept, const char* what) {
   const json* value = field(object, key);
   if (!value) return std::nullopt;
-  check(value->is_number_integer(), "{}: '{}' must be an integer, got {}", source, key,
-        value->dump());
-  return value->get<int64_t>();
+  check((value->*is_type)(), "{}: '{}' must be {}, got {}", source, key, what, value->dump());
+  return value->get<T>();
+}
+
+}  // namespace
+
+std::optional<int64_t> optional_int(const json& object, const std::string& key,
+                                    const std::string& source) {
+  return typed_field<int64_t>(object, key, source, &json::is_number_integer, "an integer");
 }
 
 std::optional<double> optional_number(const json& object, const std::string& key,
                                       const std::string& source) {
-  const json* value = field(object, key);
-  if (!value) return std::nullopt;
-  check(value->is_number(), "{}: '{}' must be a number, got {}", source, key, value->dump());
-  return value->get<double>();
+  return typed_field<double>(object, key, source, &json::is_number, "a number");
 }
 
 std::optional<bool> optional_bool(const json& object, const std::string& key,
                                   const std::string& source) {
-  const json* value = field(object, key);
-  if (!value) return std::nullopt;
-  check(value->is_boolean(), "{}: '{}' must be true or false, got {}", source, key, value->dump());
-  return value->get<bool>();
+  return typed_field<bool>(object, key, source, &json::is_boolean, "true or false");
 }
 
 std::optional<std::string> optional_string(const json& object, const std::string& key,
                                            const std::string& source) {
-  const json* value = field(object, key);
-  if (!value) return std::nullopt;
-  check(value->is_string(), "{}: '{}' must be a string, got {}", source, key, value->dump());
-  return value->get<std::string>();
+  return typed_field<std::string>(object, key, source, &json::is_string, "a string");
 }
 
 int64_t required_int(const json& object, const std::string& key, const std::string& source) {

@@ -26,56 +26,24 @@ std::vector<int64_t> HostTensor::to_i64() const {
   check(!is_floating(dtype), "tensor '{}' is {}, expected an integer type", name,
         dtype_name(dtype));
   std::vector<int64_t> values(static_cast<size_t>(numel()));
-  const auto* base = bytes.data();
-  for (size_t i = 0; i < values.size(); ++i) {
-    const auto* item = base + i * dtype_size(dtype);
-    switch (dtype) {
-      case DType::BOOL:
-      case DType::U8:
-        values[i] = *reinterpret_cast<const uint8_t*>(item);
-        break;
-      case DType::I8:
-        values[i] = *reinterpret_cast<const int8_t*>(item);
-        break;
-      case DType::U16: {
-        uint16_t v;
-        std::memcpy(&v, item, 2);
-        values[i] = v;
-        break;
-      }
-      case DType::I16: {
-        int16_t v;
-        std::memcpy(&v, item, 2);
-        values[i] = v;
-        break;
-      }
-      case DType::U32: {
-        uint32_t v;
-        std::memcpy(&v, item, 4);
-        values[i] = v;
-        break;
-      }
-      case DType::I32: {
-        int32_t v;
-        std::memcpy(&v, item, 4);
-        values[i] = v;
-        break;
-      }
-      case DType::U64: {
-        uint64_t v;
-        std::memcpy(&v, item, 8);
-        values[i] = static_cast<int64_t>(v);
-        break;
-      }
-      case DType::I64: {
-        int64_t v;
-        std::memcpy(&v, item, 8);
-        values[i] = v;
-        break;
-      }
-      default:
-        break;
+  auto each = [&]<typename T>(T) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      T value;
+      std::memcpy(&value, bytes.data() + i * sizeof(T), sizeof(T));
+      values[i] = static_cast<int64_t>(value);
     }
+  };
+  switch (dtype) {
+    case DType::BOOL:
+    case DType::U8: each(uint8_t{}); break;
+    case DType::I8: each(int8_t{}); break;
+    case DType::U16: each(uint16_t{}); break;
+    case DType::I16: each(int16_t{}); break;
+    case DType::U32: each(uint32_t{}); break;
+    case DType::I32: each(int32_t{}); break;
+    case DType::U64: each(uint64_t{}); break;
+    case DType::I64: each(int64_t{}); break;
+    default: break;
   }
   return values;
 }
