@@ -26,7 +26,8 @@ void CpuBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
   const int64_t group = shape.n_heads / shape.n_kv_heads;
   const int64_t tasks = shape.batch * shape.n_tokens * shape.n_heads;
 
-#pragma omp parallel
+  const int64_t work = tasks * (shape.n_past + shape.n_tokens) * head_dim;
+#pragma omp parallel if (work >= kMinParallelElements)
   {
     std::vector<float> scores(static_cast<size_t>(shape.n_past + shape.n_tokens));
     std::vector<float> accumulator(static_cast<size_t>(head_dim));

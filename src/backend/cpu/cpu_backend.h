@@ -5,6 +5,10 @@
 
 namespace flow2 {
 
+// Loops over fewer elements than this run on one thread: waking the OpenMP pool costs more
+// than it saves, and idle threads spinning hurt when many small processes share the machine.
+constexpr int64_t kMinParallelElements = 1 << 15;
+
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }

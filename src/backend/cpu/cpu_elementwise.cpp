@@ -39,7 +39,7 @@ void CpuBackend::embedding(Tensor& out, const Tensor& table, std::span<const int
         ids.size(), width);
   const float* source = table.data_as<float>();
   float* target = out.data_as<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (out.numel() >= kMinParallelElements)
   for (size_t i = 0; i < ids.size(); ++i) {
     const float* row = source + static_cast<int64_t>(ids[i]) * width;
     float* destination = target + static_cast<int64_t>(i) * width;
@@ -58,7 +58,7 @@ void CpuBackend::rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, fl
   const int64_t rows = x.rows();
   const int64_t width = x.cols();
   const float* w = weight.data_as<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= kMinParallelElements)
   for (int64_t r = 0; r < rows; ++r) {
     const float* in = x.data_as<float>() + r * width;
     float* result = out.data_as<float>() + r * width;
@@ -78,7 +78,7 @@ void CpuBackend::layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, 
   const int64_t width = x.cols();
   const float* w = weight.data_as<float>();
   const float* b = bias.data_as<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= kMinParallelElements)
   for (int64_t r = 0; r < rows; ++r) {
     const float* in = x.data_as<float>() + r * width;
     float* result = out.data_as<float>() + r * width;
@@ -101,7 +101,7 @@ void CpuBackend::rope(Tensor& x, int64_t head_dim, std::span<const int32_t> posi
   check(x.rows() == static_cast<int64_t>(positions.size()) && x.cols() % head_dim == 0,
         "rope: {} positions for tensor {}", positions.size(), shape_string(x.shape()));
   const int64_t heads = x.cols() / head_dim;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= kMinParallelElements)
   for (int64_t r = 0; r < x.rows(); ++r) {
     // As transformers: the angle is a float32 product, then cos/sin of it.
     std::vector<float> cosines(half), sines(half);
@@ -146,14 +146,14 @@ void CpuBackend::gated_activation(Tensor& out, const Tensor& gate, const Tensor&
   const float* g = gate.data_as<float>();
   const float* u = up.data_as<float>();
   float* result = out.data_as<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count >= kMinParallelElements)
   for (int64_t i = 0; i < count; ++i) result[i] = apply_activation(g[i], activation) * u[i];
 }
 
 void CpuBackend::activation(Tensor& x, Activation activation) {
   const int64_t count = x.numel();
   float* data = x.data_as<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count >= kMinParallelElements)
   for (int64_t i = 0; i < count; ++i) data[i] = apply_activation(data[i], activation);
 }
 
@@ -164,7 +164,7 @@ void CpuBackend::add(Tensor& out, const Tensor& a, const Tensor& b) {
   const float* left = a.data_as<float>();
   const float* right = b.data_as<float>();
   float* result = out.data_as<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count >= kMinParallelElements)
   for (int64_t i = 0; i < count; ++i) result[i] = left[i] + right[i];
 }
 

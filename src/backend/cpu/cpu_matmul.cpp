@@ -50,7 +50,7 @@ void CpuBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, cons
 
   // Slices of at least 16 columns, at most one per thread; small products run on one thread.
   const int64_t work = m * n * std::max<int64_t>(k, 1);
-  const int threads = work < (1 << 18) ? 1 : omp_get_max_threads();
+  const int threads = work < 8 * kMinParallelElements ? 1 : omp_get_max_threads();
   const int64_t slice = std::max<int64_t>(16, (n + threads - 1) / threads + 15) / 16 * 16;
   const int64_t slices = (n + slice - 1) / slice;
 #pragma omp parallel for schedule(static) num_threads(threads)

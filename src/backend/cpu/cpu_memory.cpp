@@ -47,7 +47,7 @@ Tensor CpuBackend::upload_weight(const HostTensor& host) {
   const int64_t count = host.numel();
   const int64_t chunk = 1 << 16;
   const size_t element = dtype_size(host.dtype);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count >= kMinParallelElements)
   for (int64_t start = 0; start < count; start += chunk) {
     int64_t n = std::min(chunk, count - start);
     convert_to_f32(host.dtype, host.bytes.data() + start * element, static_cast<size_t>(n),
