@@ -1,0 +1,61 @@
+// Hugging Face tokenizer.json, the whole pipeline: added tokens, normalizer, pre-tokenizer,
+// BPE model, post-processor and decoder, producing exactly the ids of the `tokenizers` library.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flow2 {
+
+class Tokenizer {
+ public:
+  // Reads a tokenizer.json; malformed files and unknown component types are errors naming the
+  // file and the component.
+  static Tokenizer from_file(const std::filesystem::path& path);
+  static Tokenizer from_json_text(std::string_view text, const std::string& source);
+  ~Tokenizer();
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+
+  // `add_special_tokens` applies the post-processor (e.g. a BOS id in front).
+  std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const;
+  std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
+  // The vocabulary strings of `ids` (as tokenizers' Encoding.tokens).
+  std::vector<std::string> tokens(std::span<const int32_t> ids) const;
+
+  std::optional<int32_t> token_to_id(const std::string& token) const;
+  std::optional<std::string> id_to_token(int32_t id) const;
+  bool is_special(int32_t id) const;
+  // One past the largest id, added tokens included.
+  size_t vocab_size() const;
+
+ private:
+  struct Impl;
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Turns ids into text one at a time during generation. Each push returns the text that is now
+// certain; bytes of a character not yet complete are held back, so no broken UTF-8 is emitted.
+class StreamingDecoder {
+ public:
+  explicit StreamingDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = true);
+  std::string push(int32_t id);
+  // Whatever is still held back (an incomplete character decodes as U+FFFD).
+  std::string finish();
+
+ private:
+  const Tokenizer& tokenizer_;
+  bool skip_special_;
+  std::vector<int32_t> ids_;
+  size_t prefix_ = 0;  // ids_[prefix_, read_) produced the text already emitted
+  size_t read_ = 0;
+};
+
+}  // namespace flow2

@@ -1,0 +1,154 @@
+#include "flow2/tokenizer.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "flow2/error.h"
+#include "tokenizer/added_vocabulary.h"
+#include "tokenizer/bpe_model.h"
+#include "tokenizer/decoders.h"
+#include "tokenizer/normalizers.h"
+#include "tokenizer/post_processors.h"
+#include "tokenizer/pre_tokenizers.h"
+
+namespace flow2 {
+
+struct Tokenizer::Impl {
+  std::string source;
+  AddedVocabulary added;
+  std::unique_ptr<Normalizer> normalizer;
+  std::unique_ptr<PreTokenizer> pre_tokenizer;
+  BpeModel model;
+  std::unique_ptr<PostProcessor> post_processor;
+  std::unique_ptr<Decoder> decoder;
+
+  void encode_text(const std::string& text, bool at_start, std::vector<int32_t>& ids) const {
+    std::vector<Piece> pieces = {{text, at_start}};
+    if (pre_tokenizer) pre_tokenizer->apply(pieces);
+    for (const auto& piece : pieces) model.tokenize(piece.text, ids);
+  }
+};
+
+namespace {
+
+const nlohmann::json& member(const nlohmann::json& document, const char* key) {
+  static const nlohmann::json null_value;
+  auto it = document.find(key);
+  return it == document.end() ? null_value : *it;
+}
+
+}  // namespace
+
+Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Tokenizer::~Tokenizer() = default;
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+
+Tokenizer Tokenizer::from_file(const std::filesystem::path& path) {
+  std::ifstream stream(path, std::ios::binary);
+  check(stream.good(), "{}: cannot open", path.string());
+  std::stringstream buffer;
+  buffer << stream.rdbuf();
+  return from_json_text(buffer.str(), path.string());
+}
+
+Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& source) {
+  nlohmann::json document;
+  try {
+    document = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& error) {
+    fail("{}: malformed JSON: {}", source, error.what());
+  }
+  check(document.is_object(), "{}: expected a JSON object", source);
+  check(document.contains("model"), "{}: no 'model'", source);
+  auto impl = std::make_unique<Impl>();
+  impl->source = source;
+  impl->model = BpeModel::from_json(document["model"], source);
+  impl->added = AddedVocabulary::from_json(member(document, "added_tokens"), source);
+  impl->normalizer = make_normalizer(member(document, "normalizer"), source);
+  impl->pre_tokenizer = make_pre_tokenizer(member(document, "pre_tokenizer"), source);
+  impl->post_processor = make_post_processor(member(document, "post_processor"), source);
+  impl->decoder = make_decoder(member(document, "decoder"), source);
+  return Tokenizer(std::move(impl));
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  std::vector<int32_t> ids;
+  // Added tokens that match raw text first; the rest is normalized, then searched for the
+  // added tokens that match normalized text, then pre-tokenized and encoded.
+  for (const auto& raw : impl_->added.split(std::string(text), false)) {
+    if (raw.id) {
+      ids.push_back(*raw.id);
+      continue;
+    }
+    std::string normalized = impl_->normalizer ? impl_->normalizer->normalize(raw.text) : raw.text;
+    for (const auto& part : impl_->added.split(normalized, true)) {
+      if (part.id) {
+        ids.push_back(*part.id);
+      } else {
+        impl_->encode_text(part.text, raw.offset == 0 && part.offset == 0, ids);
+      }
+    }
+  }
+  if (add_special_tokens && impl_->post_processor) {
+    ids = impl_->post_processor->process(std::move(ids));
+  }
+  return ids;
+}
+
+std::vector<std::string> Tokenizer::tokens(std::span<const int32_t> ids) const {
+  std::vector<std::string> result;
+  result.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (auto token = id_to_token(id)) result.push_back(std::move(*token));
+  }
+  return result;
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  std::vector<std::string> pieces;
+  pieces.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (skip_special_tokens && is_special(id)) continue;
+    if (auto token = id_to_token(id)) pieces.push_back(std::move(*token));
+  }
+  if (!impl_->decoder) {
+    std::string joined;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      if (i > 0) joined += ' ';
+      joined += pieces[i];
+    }
+    return joined;
+  }
+  impl_->decoder->decode_chain(pieces);
+  std::string text;
+  for (const auto& piece : pieces) text += piece;
+  return text;
+}
+
+std::optional<int32_t> Tokenizer::token_to_id(const std::string& token) const {
+  if (auto id = impl_->added.token_to_id(token)) return id;
+  return impl_->model.token_to_id(token);
+}
+
+std::optional<std::string> Tokenizer::id_to_token(int32_t id) const {
+  if (const AddedToken* token = impl_->added.find(id)) return token->content;
+  if (const std::string* token = impl_->model.id_to_token(id)) return *token;
+  return std::nullopt;
+}
+
+bool Tokenizer::is_special(int32_t id) const {
+  const AddedToken* token = impl_->added.find(id);
+  return token && token->special;
+}
+
+size_t Tokenizer::vocab_size() const {
+  size_t size = impl_->model.vocab_size();
+  for (const auto& token : impl_->added.tokens()) {
+    size = std::max(size, static_cast<size_t>(token.id) + 1);
+  }
+  return size;
+}
+
+}  // namespace flow2
