@@ -13,6 +13,13 @@
 
 namespace flow2 {
 
+// Ids with the text each stands for, as tokenizers' Encoding.tokens: vocabulary strings, and
+// for added tokens the matched text (including whitespace that lstrip/rstrip absorbed).
+struct Encoding {
+  std::vector<int32_t> ids;
+  std::vector<std::string> tokens;
+};
+
 class Tokenizer {
  public:
   // Reads a tokenizer.json; malformed files and unknown component types are errors naming the
@@ -25,6 +32,7 @@ class Tokenizer {
 
   // `add_special_tokens` applies the post-processor (e.g. a BOS id in front).
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const;
+  Encoding encode_with_tokens(std::string_view text, bool add_special_tokens = false) const;
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
   // The vocabulary strings of `ids` (as tokenizers' Encoding.tokens).
   std::vector<std::string> tokens(std::span<const int32_t> ids) const;

@@ -48,6 +48,7 @@ BpeModel BpeModel::from_json(const json& model, const std::string& where) {
     bpe.id_to_token_[static_cast<size_t>(value)] = token;
   }
 
+  const std::string prefix = optional_string(model, "continuing_subword_prefix").value_or("");
   auto merges = model.find("merges");
   if (merges != model.end() && !merges->is_null()) {
     check(merges->is_array(), "{}: 'merges' must be a list", where);
@@ -69,7 +70,11 @@ BpeModel BpeModel::from_json(const json& model, const std::string& where) {
         right = merge[1].get<std::string>();
       }
       auto left_id = bpe.token_to_id(left), right_id = bpe.token_to_id(right);
-      auto merged_id = bpe.token_to_id(left + right);
+      // With a continuing-subword prefix, "##a" + "##b" makes "##ab".
+      std::string_view right_part = right;
+      if (!prefix.empty() && right_part.starts_with(prefix))
+        right_part.remove_prefix(prefix.size());
+      auto merged_id = bpe.token_to_id(left + std::string(right_part));
       check(left_id && right_id && merged_id,
             "{}: merge {} ('{}' + '{}') uses tokens not in the vocab", where, rank, left, right);
       bpe.merges_.try_emplace(pair_key(*left_id, *right_id), rank, *merged_id);

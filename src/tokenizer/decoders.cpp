@@ -38,10 +38,11 @@ class Metaspace final : public Decoder {
   Metaspace(std::string replacement, bool strip_first_space)
       : replacement_(std::move(replacement)), strip_first_space_(strip_first_space) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
+    // As the reference: in the first token every replacement character is dropped (it stood
+    // for the prepended space); elsewhere each one becomes a space.
     for (size_t i = 0; i < tokens.size(); ++i) {
-      std::string text = Pattern::literal(replacement_).replace_all(tokens[i], " ");
-      if (i == 0 && strip_first_space_ && text.starts_with(' ')) text.erase(0, 1);
-      tokens[i] = std::move(text);
+      bool drop = i == 0 && strip_first_space_;
+      tokens[i] = Pattern::literal(replacement_).replace_all(tokens[i], drop ? "" : " ");
     }
   }
 
@@ -145,10 +146,20 @@ class Replace final : public Decoder {
   std::string content_;
 };
 
+// Undoes the spaces that word-level tokenization puts before punctuation and contractions.
+std::string clean_up_tokenization(std::string text) {
+  static const std::pair<const char*, const char*> kReplacements[] = {
+      {" .", "."},   {" ?", "?"},     {" !", "!"},    {" ,", ","},
+      {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},  {" do not", " don't"},
+      {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+  for (const auto& [from, to] : kReplacements) text = Pattern::literal(from).replace_all(text, to);
+  return text;
+}
+
 // WordPiece: "##" continues the previous word; other tokens start a new one with a space.
 class WordPiece final : public Decoder {
  public:
-  explicit WordPiece(std::string prefix) : prefix_(std::move(prefix)) {}
+  WordPiece(std::string prefix, bool cleanup) : prefix_(std::move(prefix)), cleanup_(cleanup) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (size_t i = 0; i < tokens.size(); ++i) {
       if (i > 0) {
@@ -158,11 +169,13 @@ class WordPiece final : public Decoder {
           tokens[i].insert(0, " ");
         }
       }
+      if (cleanup_) tokens[i] = clean_up_tokenization(std::move(tokens[i]));
     }
   }
 
  private:
   std::string prefix_;
+  bool cleanup_;
 };
 
 // BPEDecoder: the end-of-word suffix becomes a space (none after the last token).
@@ -228,7 +241,12 @@ std::unique_ptr<Decoder> make_decoder(const json& spec, const std::string& where
     return std::make_unique<Replace>(Pattern::from_json(*pattern, here),
                                      string_or(spec, "content", ""));
   }
-  if (type == "WordPiece") return std::make_unique<WordPiece>(string_or(spec, "prefix", "##"));
+  if (type == "WordPiece") {
+    auto cleanup = spec.find("cleanup");
+    return std::make_unique<WordPiece>(
+        string_or(spec, "prefix", "##"),
+        cleanup == spec.end() || !cleanup->is_boolean() || cleanup->get<bool>());
+  }
   if (type == "BPEDecoder")
     return std::make_unique<SuffixDecoder>(string_or(spec, "suffix", "</w>"));
   if (type == "Sequence") {

@@ -230,7 +230,8 @@ std::vector<Piece> split_piece(const Piece& piece,
       break;
     case SplitBehavior::Contiguous:
       for (const auto& s : segments) {
-        if (!kept.empty() && s.matched && previous_matched) {
+        // Adjacent segments of the same kind join (after `invert`, unmatched ones too).
+        if (!kept.empty() && s.matched == previous_matched) {
           kept.back().end = s.end;
         } else {
           kept.push_back(s);
@@ -280,8 +281,12 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& spec, const std::st
     return std::make_unique<CharacterSplit>(utf8::is_whitespace, true, SplitBehavior::Removed);
   }
   if (type == "Whitespace") {
-    // \w+|[^\w\s]+ kept, whitespace dropped.
-    return std::make_unique<Split>(Pattern::from_json({{"Regex", R"(\w+|[^\w\s]+)"}}, here),
+    // \w+|[^\w\s]+ kept, whitespace dropped; \w spelled out as the reference's Unicode word
+    // class (letters, marks, digits, connectors), which PCRE2's \w is narrower than.
+    constexpr const char* kWord = R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D}])";
+    constexpr const char* kOther = R"([^\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D}\s])";
+    std::string regex = std::string(kWord) + "+|" + kOther + "+";
+    return std::make_unique<Split>(Pattern::from_json({{"Regex", regex}}, here),
                                    SplitBehavior::Removed, true);
   }
   if (type == "Punctuation") {

@@ -28,6 +28,33 @@ struct Tokenizer::Impl {
     if (pre_tokenizer) pre_tokenizer->apply(pieces);
     for (const auto& piece : pieces) model.tokenize(piece.text, ids);
   }
+
+  // Added tokens that match raw text first; the rest is normalized, then searched for the
+  // added tokens that match normalized text, then pre-tokenized and encoded. With `matched`,
+  // records the text of each added token (and nothing for model tokens).
+  void encode(std::string_view text, std::vector<int32_t>& ids,
+              std::vector<std::optional<std::string>>* matched) const {
+    auto note = [&](std::optional<std::string> token) {
+      if (matched) matched->resize(ids.size()), matched->back() = std::move(token);
+    };
+    for (const auto& raw : added.split(std::string(text), false)) {
+      if (raw.id) {
+        ids.push_back(*raw.id);
+        note(raw.text);
+        continue;
+      }
+      std::string normalized_text = normalizer ? normalizer->normalize(raw.text) : raw.text;
+      for (const auto& part : added.split(normalized_text, true)) {
+        if (part.id) {
+          ids.push_back(*part.id);
+          note(part.text);
+        } else {
+          encode_text(part.text, raw.offset == 0 && part.offset == 0, ids);
+          if (matched) matched->resize(ids.size());
+        }
+      }
+    }
+  }
 };
 
 namespace {
@@ -75,26 +102,40 @@ Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& so
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
   std::vector<int32_t> ids;
-  // Added tokens that match raw text first; the rest is normalized, then searched for the
-  // added tokens that match normalized text, then pre-tokenized and encoded.
-  for (const auto& raw : impl_->added.split(std::string(text), false)) {
-    if (raw.id) {
-      ids.push_back(*raw.id);
-      continue;
-    }
-    std::string normalized = impl_->normalizer ? impl_->normalizer->normalize(raw.text) : raw.text;
-    for (const auto& part : impl_->added.split(normalized, true)) {
-      if (part.id) {
-        ids.push_back(*part.id);
-      } else {
-        impl_->encode_text(part.text, raw.offset == 0 && part.offset == 0, ids);
-      }
-    }
-  }
+  impl_->encode(text, ids, nullptr);
   if (add_special_tokens && impl_->post_processor) {
     ids = impl_->post_processor->process(std::move(ids));
   }
   return ids;
+}
+
+Encoding Tokenizer::encode_with_tokens(std::string_view text, bool add_special_tokens) const {
+  Encoding encoding;
+  std::vector<std::optional<std::string>> matched;
+  impl_->encode(text, encoding.ids, &matched);
+  if (add_special_tokens && impl_->post_processor) {
+    // The post-processor only adds ids around the sequence: find where it went.
+    std::vector<int32_t> processed = impl_->post_processor->process(encoding.ids);
+    size_t before = 0;
+    while (before + encoding.ids.size() <= processed.size() &&
+           !std::equal(encoding.ids.begin(), encoding.ids.end(), processed.begin() + before)) {
+      ++before;
+    }
+    std::vector<std::optional<std::string>> aligned(processed.size());
+    for (size_t i = 0; i < matched.size() && before + i < aligned.size(); ++i) {
+      aligned[before + i] = std::move(matched[i]);
+    }
+    encoding.ids = std::move(processed);
+    matched = std::move(aligned);
+  }
+  for (size_t i = 0; i < encoding.ids.size(); ++i) {
+    if (matched[i]) {
+      encoding.tokens.push_back(std::move(*matched[i]));
+    } else {
+      encoding.tokens.push_back(id_to_token(encoding.ids[i]).value_or(""));
+    }
+  }
+  return encoding;
 }
 
 std::vector<std::string> Tokenizer::tokens(std::span<const int32_t> ids) const {
