@@ -11,6 +11,10 @@
 #include <string_view>
 #include <vector>
 
+namespace simdjson {
+struct padded_string;
+}
+
 namespace flow2 {
 
 // Ids with the text each stands for, as tokenizers' Encoding.tokens: vocabulary strings, and
@@ -46,6 +50,7 @@ class Tokenizer {
  private:
   struct Impl;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
+  static Tokenizer from_padded_json(const simdjson::padded_string& text, const std::string& source);
   std::unique_ptr<Impl> impl_;
 };
 

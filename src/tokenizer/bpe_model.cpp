@@ -22,64 +22,40 @@ std::optional<std::string> optional_string(const json& object, const char* key) 
   return it->is_string() ? std::optional<std::string>(it->get<std::string>()) : std::nullopt;
 }
 
-uint64_t pair_key(int32_t left, int32_t right) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-}
-
 }  // namespace
 
-BpeModel BpeModel::from_json(const json& model, const std::string& where) {
+BpeModel BpeModel::build(const json& model, std::vector<std::pair<std::string_view, int64_t>> vocab,
+                         const std::vector<std::pair<std::string_view, std::string_view>>& merges,
+                         const std::string& where) {
   check(model.is_object(), "{}: 'model' must be an object", where);
   auto type = optional_string(model, "type");
   check(!type || *type == "BPE", "{}: unsupported model type '{}' (only BPE is supported)", where,
         type.value_or(""));
-  auto vocab = model.find("vocab");
-  check(vocab != model.end() && vocab->is_object(), "{}: model has no 'vocab' object", where);
   BpeModel bpe;
-  bpe.vocab_.reserve(vocab->size());
-  for (const auto& [token, id] : vocab->items()) {
-    check(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < (1 << 30),
-          "{}: vocab entry '{}' has an invalid id", where, token);
-    int32_t value = id.get<int32_t>();
-    bpe.vocab_.emplace(token, value);
-    if (static_cast<size_t>(value) >= bpe.id_to_token_.size()) {
-      bpe.id_to_token_.resize(static_cast<size_t>(value) + 1);
-    }
-    bpe.id_to_token_[static_cast<size_t>(value)] = token;
+  int64_t largest = -1;
+  for (const auto& [token, id] : vocab) {
+    check(id >= 0 && id < (1 << 30), "{}: vocab entry '{}' has an invalid id {}", where, token, id);
+    largest = std::max(largest, id);
   }
+  bpe.id_to_token_.resize(static_cast<size_t>(largest + 1));
+  for (const auto& [token, id] : vocab) bpe.id_to_token_[static_cast<size_t>(id)] = token;
+  bpe.vocab_.build(bpe.id_to_token_);
 
   const std::string prefix = optional_string(model, "continuing_subword_prefix").value_or("");
-  auto merges = model.find("merges");
-  if (merges != model.end() && !merges->is_null()) {
-    check(merges->is_array(), "{}: 'merges' must be a list", where);
-    bpe.merges_.reserve(merges->size());
-    int32_t rank = 0;
-    for (const auto& merge : *merges) {
-      std::string left, right;
-      if (merge.is_string()) {  // "a b"
-        const auto& text = merge.get_ref<const std::string&>();
-        size_t space = text.find(' ');
-        check(space != std::string::npos && text.find(' ', space + 1) == std::string::npos,
-              "{}: merge {} '{}' is not two tokens separated by a space", where, rank, text);
-        left = text.substr(0, space);
-        right = text.substr(space + 1);
-      } else {  // ["a", "b"]
-        check(merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string(),
-              "{}: merge {} is neither \"a b\" nor [\"a\", \"b\"]", where, rank);
-        left = merge[0].get<std::string>();
-        right = merge[1].get<std::string>();
-      }
-      auto left_id = bpe.token_to_id(left), right_id = bpe.token_to_id(right);
-      // With a continuing-subword prefix, "##a" + "##b" makes "##ab".
-      std::string_view right_part = right;
-      if (!prefix.empty() && right_part.starts_with(prefix))
-        right_part.remove_prefix(prefix.size());
-      auto merged_id = bpe.token_to_id(left + std::string(right_part));
-      check(left_id && right_id && merged_id,
-            "{}: merge {} ('{}' + '{}') uses tokens not in the vocab", where, rank, left, right);
-      bpe.merges_.try_emplace(pair_key(*left_id, *right_id), rank, *merged_id);
-      ++rank;
-    }
+  bpe.merges_.reserve(merges.size());
+  std::string merged;
+  for (size_t rank = 0; rank < merges.size(); ++rank) {
+    const auto& [left, right] = merges[rank];
+    auto left_id = bpe.token_to_id(left), right_id = bpe.token_to_id(right);
+    // With a continuing-subword prefix, "##a" + "##b" makes "##ab".
+    std::string_view right_part = right;
+    if (!prefix.empty() && right_part.starts_with(prefix)) right_part.remove_prefix(prefix.size());
+    merged.assign(left);
+    merged.append(right_part);
+    auto merged_id = bpe.token_to_id(merged);
+    check(left_id && right_id && merged_id,
+          "{}: merge {} ('{}' + '{}') uses tokens not in the vocab", where, rank, left, right);
+    bpe.merges_.assign(*left_id, *right_id, Merge{static_cast<int32_t>(rank), *merged_id});
   }
   if (auto unk = optional_string(model, "unk_token")) {
     bpe.unk_id_ = bpe.token_to_id(*unk);
@@ -102,8 +78,8 @@ BpeModel BpeModel::from_json(const json& model, const std::string& where) {
 }
 
 std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
-  auto it = vocab_.find(token);
-  return it == vocab_.end() ? std::nullopt : std::optional<int32_t>(it->second);
+  int32_t id = vocab_.find(token, id_to_token_);
+  return id < 0 ? std::nullopt : std::optional<int32_t>(id);
 }
 
 const std::string* BpeModel::id_to_token(int32_t id) const {
@@ -185,9 +161,8 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& ids) cons
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
   auto consider = [&](int32_t position) {
     if (position < 0 || next[position] < 0) return;
-    auto it = merges_.find(pair_key(symbols[position], symbols[next[position]]));
-    if (it != merges_.end()) {
-      queue.push({it->second.first, position, symbols[position], symbols[next[position]]});
+    if (const Merge* merge = merges_.find(symbols[position], symbols[next[position]])) {
+      queue.push({merge->rank, position, symbols[position], symbols[next[position]]});
     }
   };
   for (size_t i = 0; i + 1 < count; ++i) consider(static_cast<int32_t>(i));
@@ -197,7 +172,7 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& ids) cons
     int32_t left = top.position;
     int32_t right = alive[left] ? next[left] : -1;
     if (right < 0 || symbols[left] != top.left_id || symbols[right] != top.right_id) continue;
-    symbols[left] = merges_.at(pair_key(top.left_id, top.right_id)).second;
+    symbols[left] = merges_.find(top.left_id, top.right_id)->merged_id;
     alive[right] = false;
     next[left] = next[right];
     if (next[right] >= 0) previous[next[right]] = left;

@@ -13,11 +13,18 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/flat_tables.h"
+
 namespace flow2 {
 
 class BpeModel {
  public:
-  static BpeModel from_json(const nlohmann::json& model, const std::string& where);
+  // `options` is the "model" object without its vocab and merges (type, unk_token, fuse_unk,
+  // byte_fallback, ...); `vocab` the token -> id entries; `merges` the pairs in rank order.
+  static BpeModel build(const nlohmann::json& options,
+                        std::vector<std::pair<std::string_view, int64_t>> vocab,
+                        const std::vector<std::pair<std::string_view, std::string_view>>& merges,
+                        const std::string& where);
 
   // Appends the ids of one pre-tokenized word.
   void tokenize(std::string_view word, std::vector<int32_t>& ids) const;
@@ -34,10 +41,9 @@ class BpeModel {
     using is_transparent = void;
     size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
   };
-  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab_;
   std::vector<std::string> id_to_token_;
-  // (left id << 32 | right id) -> (rank, merged id)
-  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_;
+  TokenIndex vocab_;  // indexes id_to_token_
+  MergeTable merges_;
   std::optional<int32_t> unk_id_;
   bool fuse_unk_ = false;
   bool byte_fallback_ = false;

@@ -1,8 +1,7 @@
 #include "flow2/tokenizer.h"
 
-#include <fstream>
+#include <simdjson.h>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "flow2/error.h"
 #include "tokenizer/added_vocabulary.h"
@@ -57,46 +56,108 @@ struct Tokenizer::Impl {
   }
 };
 
-namespace {
-
-const nlohmann::json& member(const nlohmann::json& document, const char* key) {
-  static const nlohmann::json null_value;
-  auto it = document.find(key);
-  return it == document.end() ? null_value : *it;
-}
-
-}  // namespace
-
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tokenizer::~Tokenizer() = default;
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
-Tokenizer Tokenizer::from_file(const std::filesystem::path& path) {
-  std::ifstream stream(path, std::ios::binary);
-  check(stream.good(), "{}: cannot open", path.string());
-  std::stringstream buffer;
-  buffer << stream.rdbuf();
-  return from_json_text(buffer.str(), path.string());
-}
+namespace {
 
-Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& source) {
-  nlohmann::json document;
+// The exact error position comes from nlohmann; simdjson only says that the JSON is malformed.
+[[noreturn]] void fail_malformed(std::string_view text, const std::string& source) {
   try {
-    document = nlohmann::json::parse(text);
+    [[maybe_unused]] auto ignored = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& error) {
     fail("{}: malformed JSON: {}", source, error.what());
   }
-  check(document.is_object(), "{}: expected a JSON object", source);
-  check(document.contains("model"), "{}: no 'model'", source);
+  fail("{}: malformed JSON", source);
+}
+
+nlohmann::json to_nlohmann(simdjson::dom::element element) {
+  return nlohmann::json::parse(simdjson::to_string(element));
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::from_file(const std::filesystem::path& path) {
+  simdjson::padded_string text;
+  check(simdjson::padded_string::load(path.string()).get(text) == simdjson::SUCCESS,
+        "{}: cannot read", path.string());
+  return from_padded_json(text, path.string());
+}
+
+Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& source) {
+  return from_padded_json(simdjson::padded_string(text), source);
+}
+
+Tokenizer Tokenizer::from_padded_json(const simdjson::padded_string& padded,
+                                      const std::string& source) {
+  // The vocabulary and merges are most of a tokenizer.json (8.8 MB for Llama 3): simdjson reads
+  // them without building a tree of nodes; the small sections go through nlohmann.
+  std::string_view text(padded.data(), padded.size());
+  simdjson::dom::parser parser;
+  simdjson::dom::element document;
+  if (parser.parse(padded).get(document) != simdjson::SUCCESS) fail_malformed(text, source);
+  simdjson::dom::object root;
+  check(document.get_object().get(root) == simdjson::SUCCESS, "{}: expected a JSON object", source);
+  simdjson::dom::object model;
+  check(root["model"].get_object().get(model) == simdjson::SUCCESS, "{}: no 'model' object",
+        source);
+
+  nlohmann::json options = nlohmann::json::object();
+  std::vector<std::pair<std::string_view, int64_t>> vocab;
+  std::vector<std::pair<std::string_view, std::string_view>> merges;
+  for (auto field : model) {
+    if (field.key == "vocab") {
+      simdjson::dom::object entries;
+      check(field.value.get_object().get(entries) == simdjson::SUCCESS,
+            "{}: model 'vocab' must be an object", source);
+      vocab.reserve(entries.size());
+      for (auto entry : entries) {
+        int64_t id = 0;
+        check(entry.value.get_int64().get(id) == simdjson::SUCCESS,
+              "{}: vocab entry '{}' has an invalid id", source, entry.key);
+        vocab.emplace_back(entry.key, id);
+      }
+    } else if (field.key == "merges") {
+      simdjson::dom::array list;
+      if (field.value.is_null()) continue;
+      check(field.value.get_array().get(list) == simdjson::SUCCESS,
+            "{}: model 'merges' must be a list", source);
+      merges.reserve(list.size());
+      for (auto merge : list) {
+        std::string_view pair_text;
+        simdjson::dom::array pair;
+        if (merge.get_string().get(pair_text) == simdjson::SUCCESS) {  // "a b"
+          size_t space = pair_text.find(' ');
+          check(space != std::string_view::npos &&
+                    pair_text.find(' ', space + 1) == std::string_view::npos,
+                "{}: merge {} '{}' is not two tokens separated by a space", source, merges.size(),
+                pair_text);
+          merges.emplace_back(pair_text.substr(0, space), pair_text.substr(space + 1));
+        } else if (merge.get_array().get(pair) == simdjson::SUCCESS && pair.size() == 2 &&
+                   pair.at(0).is_string() && pair.at(1).is_string()) {  // ["a", "b"]
+          merges.emplace_back(std::string_view(pair.at(0)), std::string_view(pair.at(1)));
+        } else {
+          fail("{}: merge {} is neither \"a b\" nor [\"a\", \"b\"]", source, merges.size());
+        }
+      }
+    } else {
+      options[std::string(field.key)] = to_nlohmann(field.value);
+    }
+  }
+  auto section = [&](const char* key) {
+    simdjson::dom::element element;
+    return root[key].get(element) == simdjson::SUCCESS ? to_nlohmann(element) : nlohmann::json();
+  };
   auto impl = std::make_unique<Impl>();
   impl->source = source;
-  impl->model = BpeModel::from_json(document["model"], source);
-  impl->added = AddedVocabulary::from_json(member(document, "added_tokens"), source);
-  impl->normalizer = make_normalizer(member(document, "normalizer"), source);
-  impl->pre_tokenizer = make_pre_tokenizer(member(document, "pre_tokenizer"), source);
-  impl->post_processor = make_post_processor(member(document, "post_processor"), source);
-  impl->decoder = make_decoder(member(document, "decoder"), source);
+  impl->model = BpeModel::build(options, std::move(vocab), merges, source);
+  impl->added = AddedVocabulary::from_json(section("added_tokens"), source);
+  impl->normalizer = make_normalizer(section("normalizer"), source);
+  impl->pre_tokenizer = make_pre_tokenizer(section("pre_tokenizer"), source);
+  impl->post_processor = make_post_processor(section("post_processor"), source);
+  impl->decoder = make_decoder(section("decoder"), source);
   return Tokenizer(std::move(impl));
 }
 
