@@ -123,6 +123,7 @@ float f8_e5m2_to_f32(uint8_t bits) {
 }
 
 void convert_to_f32(DType dtype, const void* source, size_t count, float* destination) {
+  if (count == 0) return;  // an empty tensor may have no storage at all
   // The switch sits outside the loops so that each loop is a tight, vectorizable conversion.
   auto each = [&]<typename T>(T, auto&& to_float) {
     for (size_t i = 0; i < count; ++i) destination[i] = to_float(load<T>(source, i));
