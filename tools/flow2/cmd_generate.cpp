@@ -1,4 +1,4 @@
-// flow2 generate: greedy or sampled continuation of a prompt given as token ids.
+// flow2 generate: greedy or sampled continuation of a prompt given as text or token ids.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -8,13 +8,14 @@
 #include "commands.h"
 #include "flow2/error.h"
 #include "flow2/generate.h"
+#include "prompt_input.h"
 
 namespace flow2::cli {
 namespace {
 
 struct GenerateArgs {
   std::string model;
-  std::string prompt_ids;
+  PromptInput prompt;
   int64_t max_tokens = 64;
   float temperature = 0.0f;
   uint64_t seed = 0;
@@ -28,8 +29,10 @@ double tokens_per_second(size_t tokens, double seconds) {
 }
 
 void run_generate(const GenerateArgs& args) {
-  std::vector<int32_t> prompt = parse_id_list(args.prompt_ids, "--prompt-ids");
   auto start = std::chrono::steady_clock::now();
+  std::optional<Tokenizer> tokenizer = load_model_tokenizer(args.model);
+  // Plain text gets the tokenizer's special tokens (a BOS id, say), as transformers does.
+  std::vector<int32_t> prompt = args.prompt.token_ids(tokenizer ? &*tokenizer : nullptr, true);
   auto backend = make_backend(args.backend);
   Checkpoint checkpoint = open_checkpoint(args.model);
   auto model = Model::load(checkpoint, *backend);
@@ -42,21 +45,30 @@ void run_generate(const GenerateArgs& args) {
   options.seed = args.seed;
   if (!args.ignore_eos) options.stop_ids = model->config().eos_token_ids;
 
+  // Text streams to the terminal as tokens arrive (ids when the model has no tokenizer).
   std::function<void(int32_t)> stream;
+  std::optional<StreamingDecoder> detokenizer;
+  if (tokenizer) detokenizer.emplace(*tokenizer);
   if (!args.as_json) {
-    stream = [first = true](int32_t id) mutable {
-      std::printf(first ? "%d" : " %d", id);
+    stream = [&, first = true](int32_t id) mutable {
+      if (detokenizer) {
+        std::fputs(detokenizer->push(id).c_str(), stdout);
+      } else {
+        std::printf(first ? "%d" : " %d", id);
+      }
       std::fflush(stdout);
       first = false;
     };
   }
   GenerationResult result = generate(*model, prompt, options, stream);
+  if (detokenizer && !args.as_json) std::fputs(detokenizer->finish().c_str(), stdout);
   // Decode speed counts the tokens produced by decode steps: all but the prefill's one.
   size_t decoded = result.ids.empty() ? 0 : result.ids.size() - 1;
   double prefill_rate = tokens_per_second(prompt.size(), result.prefill_seconds);
   double decode_rate = tokens_per_second(decoded, result.decode_seconds);
   if (args.as_json) {
     nlohmann::ordered_json out;
+    if (tokenizer) out["text"] = tokenizer->decode(result.ids, true);
     out["ids"] = result.ids;
     out["prompt_tokens"] = prompt.size();
     out["generated_tokens"] = result.ids.size();
@@ -79,7 +91,7 @@ void add_generate_command(CLI::App& app) {
   auto* command = app.add_subcommand("generate", "Generate tokens from a prompt");
   auto args = std::make_shared<GenerateArgs>();
   command->add_option("--model,-m", args->model, "Model directory")->required();
-  command->add_option("--prompt-ids", args->prompt_ids, "Prompt token ids, e.g. 1,2,3")->required();
+  add_prompt_options(*command, args->prompt, "prompt-ids", "prompt");
   command->add_option("--max-tokens,-n", args->max_tokens, "New tokens at most")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

@@ -1,23 +1,25 @@
-// flow2 perplexity: mean negative log-likelihood of a token sequence under a model.
+// flow2 perplexity: mean negative log-likelihood of a text or token sequence under a model.
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "flow2/generate.h"
+#include "prompt_input.h"
 
 namespace flow2::cli {
 namespace {
 
 struct PerplexityArgs {
   std::string model;
-  std::string ids;
+  PromptInput input;
   bool as_json = false;
   std::string backend = "cpu";
 };
 
 void run_perplexity(const PerplexityArgs& args) {
-  std::vector<int32_t> ids = parse_id_list(args.ids, "--ids");
+  std::optional<Tokenizer> tokenizer = load_model_tokenizer(args.model);
+  std::vector<int32_t> ids = args.input.token_ids(tokenizer ? &*tokenizer : nullptr, true);
   auto backend = make_backend(args.backend);
   auto model = Model::load(open_checkpoint(args.model), *backend);
   PerplexityResult result = perplexity(*model, ids);
@@ -39,7 +41,7 @@ void add_perplexity_command(CLI::App& app) {
   auto* command = app.add_subcommand("perplexity", "Perplexity of a token sequence");
   auto args = std::make_shared<PerplexityArgs>();
   command->add_option("--model,-m", args->model, "Model directory")->required();
-  command->add_option("--ids", args->ids, "Token ids, e.g. 1,2,3")->required();
+  add_prompt_options(*command, args->input, "ids", "text");
   command->add_option("--backend", args->backend, "cpu")->capture_default_str();
   command->add_flag("--json", args->as_json, "Print one JSON object");
   command->callback([args] { run_perplexity(*args); });
