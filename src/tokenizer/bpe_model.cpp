@@ -119,7 +119,7 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& ids) cons
   auto characters = utf8::characters(word);
   for (size_t i = 0; i < characters.size(); ++i) {
     std::string text(characters[i]);
-    if (i > 0) text.insert(0, continuing_subword_prefix_);
+    if (i > 0) text = utf8::prepend(continuing_subword_prefix_, text);
     if (i + 1 == characters.size()) text += end_of_word_suffix_;
     if (auto id = token_to_id(text)) {
       symbols.push_back(*id);

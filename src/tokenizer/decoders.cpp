@@ -1,5 +1,7 @@
 #include "tokenizer/decoders.h"
 
+#include "tokenizer/component_spec.h"
+
 #include <nlohmann/json.hpp>
 
 #include "flow2/error.h"
@@ -166,7 +168,7 @@ class WordPiece final : public Decoder {
         if (tokens[i].starts_with(prefix_)) {
           tokens[i].erase(0, prefix_.size());
         } else {
-          tokens[i].insert(0, " ");
+          tokens[i] = utf8::prepend(" ", tokens[i]);
         }
       }
       if (cleanup_) tokens[i] = clean_up_tokenization(std::move(tokens[i]));
@@ -213,10 +215,8 @@ std::string string_or(const json& spec, const char* key, std::string fallback) {
 
 std::unique_ptr<Decoder> make_decoder(const json& spec, const std::string& where) {
   if (spec.is_null()) return nullptr;
-  check(spec.is_object() && spec.contains("type") && spec["type"].is_string(),
-        "{}: decoder must be an object with a 'type'", where);
-  const std::string type = spec["type"].get<std::string>();
-  const std::string here = where + " decoder " + type;
+  const std::string type = component_type(spec, where, "decoder");
+  const std::string here = fmt::format("{} decoder {}", where, type);
   if (type == "ByteLevel") return std::make_unique<ByteLevel>();
   if (type == "Metaspace") {
     std::string scheme = string_or(spec, "prepend_scheme", "");
@@ -250,13 +250,8 @@ std::unique_ptr<Decoder> make_decoder(const json& spec, const std::string& where
   if (type == "BPEDecoder")
     return std::make_unique<SuffixDecoder>(string_or(spec, "suffix", "</w>"));
   if (type == "Sequence") {
-    auto list = spec.find("decoders");
-    check(list != spec.end() && list->is_array(), "{}: missing 'decoders' list", here);
-    std::vector<std::unique_ptr<Decoder>> steps;
-    for (const auto& step : *list) {
-      if (auto decoder = make_decoder(step, where)) steps.push_back(std::move(decoder));
-    }
-    return std::make_unique<Sequence>(std::move(steps));
+    return std::make_unique<Sequence>(component_list<Decoder>(
+        spec, "decoders", here, [&](const json& step) { return make_decoder(step, where); }));
   }
   fail("{}: unsupported decoder type '{}'", where, type);
 }

@@ -1,5 +1,7 @@
 #include "tokenizer/normalizers.h"
 
+#include "tokenizer/component_spec.h"
+
 #include <utf8proc.h>
 
 #include <cstdlib>
@@ -179,9 +181,8 @@ class BertNormalizer final : public Normalizer {
 
 std::unique_ptr<Normalizer> make_normalizer(const json& spec, const std::string& where) {
   if (spec.is_null()) return nullptr;
-  check(spec.is_object(), "{}: normalizer must be an object", where);
-  const std::string type = string_field(spec, "type", where);
-  const std::string here = where + " normalizer " + type;
+  const std::string type = component_type(spec, where, "normalizer");
+  const std::string here = fmt::format("{} normalizer {}", where, type);
   if (type == "NFC") return std::make_unique<UnicodeForm>(UTF8PROC_COMPOSE | UTF8PROC_STABLE);
   if (type == "NFD") return std::make_unique<UnicodeForm>(UTF8PROC_DECOMPOSE | UTF8PROC_STABLE);
   if (type == "NFKC") {
@@ -203,13 +204,8 @@ std::unique_ptr<Normalizer> make_normalizer(const json& spec, const std::string&
                                      string_field(spec, "content", here));
   }
   if (type == "Sequence") {
-    auto list = spec.find("normalizers");
-    check(list != spec.end() && list->is_array(), "{}: missing 'normalizers' list", here);
-    std::vector<std::unique_ptr<Normalizer>> steps;
-    for (const auto& step : *list) {
-      if (auto normalizer = make_normalizer(step, where)) steps.push_back(std::move(normalizer));
-    }
-    return std::make_unique<Sequence>(std::move(steps));
+    return std::make_unique<Sequence>(component_list<Normalizer>(
+        spec, "normalizers", here, [&](const json& step) { return make_normalizer(step, where); }));
   }
   if (type == "BertNormalizer") {
     bool lowercase = bool_field(spec, "lowercase", true);

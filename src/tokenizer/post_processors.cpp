@@ -1,5 +1,7 @@
 #include "tokenizer/post_processors.h"
 
+#include "tokenizer/component_spec.h"
+
 #include <nlohmann/json.hpp>
 
 #include "flow2/error.h"
@@ -88,10 +90,8 @@ int32_t pair_id(const json& spec, const char* key, const std::string& where) {
 
 std::unique_ptr<PostProcessor> make_post_processor(const json& spec, const std::string& where) {
   if (spec.is_null()) return nullptr;
-  check(spec.is_object() && spec.contains("type") && spec["type"].is_string(),
-        "{}: post_processor must be an object with a 'type'", where);
-  const std::string type = spec["type"].get<std::string>();
-  const std::string here = where + " post_processor " + type;
+  const std::string type = component_type(spec, where, "post_processor");
+  const std::string here = fmt::format("{} post_processor {}", where, type);
   if (type == "ByteLevel") return std::make_unique<Unchanged>();
   if (type == "TemplateProcessing") return make_template(spec, here);
   if (type == "BertProcessing" || type == "RobertaProcessing") {
@@ -99,13 +99,9 @@ std::unique_ptr<PostProcessor> make_post_processor(const json& spec, const std::
                                       std::vector<int32_t>{pair_id(spec, "sep", here)});
   }
   if (type == "Sequence") {
-    auto list = spec.find("processors");
-    check(list != spec.end() && list->is_array(), "{}: missing 'processors' list", here);
-    std::vector<std::unique_ptr<PostProcessor>> steps;
-    for (const auto& step : *list) {
-      if (auto processor = make_post_processor(step, where)) steps.push_back(std::move(processor));
-    }
-    return std::make_unique<Sequence>(std::move(steps));
+    return std::make_unique<Sequence>(component_list<PostProcessor>(
+        spec, "processors", here,
+        [&](const json& step) { return make_post_processor(step, where); }));
   }
   fail("{}: unsupported post_processor type '{}'", where, type);
 }

@@ -1,5 +1,7 @@
 #include "tokenizer/pre_tokenizers.h"
 
+#include "tokenizer/component_spec.h"
+
 #include <nlohmann/json.hpp>
 
 #include "flow2/error.h"
@@ -73,7 +75,8 @@ class ByteLevel final : public PreTokenizer {
   void apply(std::vector<Piece>& pieces) const override {
     for_each_piece(pieces, [&](const Piece& piece) {
       Piece prefixed = piece;
-      if (add_prefix_space_ && !prefixed.text.starts_with(' ')) prefixed.text.insert(0, " ");
+      if (add_prefix_space_ && !prefixed.text.starts_with(' '))
+        prefixed.text = utf8::prepend(" ", prefixed.text);
       std::vector<Piece> parts = regex_ ? split_piece(prefixed, regex_->find_all(prefixed.text),
                                                       SplitBehavior::Isolated, false)
                                         : std::vector<Piece>{prefixed};
@@ -120,7 +123,7 @@ class Metaspace final : public PreTokenizer {
       Piece replaced{Pattern::literal(" ").replace_all(piece.text, replacement_), piece.at_start};
       bool prepend = prepend_ == Prepend::Always || (prepend_ == Prepend::First && piece.at_start);
       if (prepend && !replaced.text.starts_with(replacement_)) {
-        replaced.text.insert(0, replacement_);
+        replaced.text = utf8::prepend(replacement_, replaced.text);
       }
       if (!split_) return std::vector<Piece>{replaced};
       return split_piece(replaced, Pattern::literal(replacement_).find_all(replaced.text),
@@ -250,10 +253,8 @@ std::vector<Piece> split_piece(const Piece& piece,
 
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& spec, const std::string& where) {
   if (spec.is_null()) return nullptr;
-  check(spec.is_object() && spec.contains("type") && spec["type"].is_string(),
-        "{}: pre_tokenizer must be an object with a 'type'", where);
-  const std::string type = spec["type"].get<std::string>();
-  const std::string here = where + " pre_tokenizer " + type;
+  const std::string type = component_type(spec, where, "pre_tokenizer");
+  const std::string here = fmt::format("{} pre_tokenizer {}", where, type);
   if (type == "ByteLevel") {
     return std::make_unique<ByteLevel>(bool_field(spec, "add_prefix_space", true),
                                        bool_field(spec, "use_regex", true));
@@ -302,15 +303,9 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& spec, const std::st
     return std::make_unique<Sequence>(std::move(steps));
   }
   if (type == "Sequence") {
-    auto list = spec.find("pretokenizers");
-    check(list != spec.end() && list->is_array(), "{}: missing 'pretokenizers' list", here);
-    std::vector<std::unique_ptr<PreTokenizer>> steps;
-    for (const auto& step : *list) {
-      if (auto pre_tokenizer = make_pre_tokenizer(step, where)) {
-        steps.push_back(std::move(pre_tokenizer));
-      }
-    }
-    return std::make_unique<Sequence>(std::move(steps));
+    return std::make_unique<Sequence>(component_list<PreTokenizer>(
+        spec, "pretokenizers", here,
+        [&](const json& step) { return make_pre_tokenizer(step, where); }));
   }
   fail("{}: unsupported pre_tokenizer type '{}'", where, type);
 }

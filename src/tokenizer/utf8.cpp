@@ -85,6 +85,14 @@ Prefix well_formed_prefix(std::string_view text, size_t position) {
 
 }  // namespace
 
+std::string prepend(std::string_view prefix, std::string_view text) {
+  std::string out;
+  out.reserve(prefix.size() + text.size());
+  out.append(prefix);
+  out.append(text);
+  return out;
+}
+
 bool is_valid(std::string_view text) {
   for (size_t position = 0; position < text.size();) {
     Prefix prefix = well_formed_prefix(text, position);

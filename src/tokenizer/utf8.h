@@ -16,6 +16,8 @@ size_t sequence_length(unsigned char lead);
 char32_t decode(std::string_view text, size_t position, size_t* length);
 void append(std::string& out, char32_t code_point);
 std::vector<std::string_view> characters(std::string_view text);
+// `prefix` followed by `text` (GCC 12 warns falsely about std::string::insert at 0).
+std::string prepend(std::string_view prefix, std::string_view text);
 // True when `text` is well-formed UTF-8.
 bool is_valid(std::string_view text);
 // Replaces ill-formed sequences by U+FFFD, as Rust's String::from_utf8_lossy does.
