@@ -19,21 +19,23 @@ inline size_t table_capacity(size_t count) {
 }
 
 // Maps strings to their ids; the strings are held by the caller (`tokens`, indexed by id) and
-// passed to every call, so that the index stays valid when its owner moves.
+// passed to every call, so that the index stays valid when its owner moves. Each slot keeps
+// part of the hash, so that probing rarely has to touch the strings themselves.
 class TokenIndex {
  public:
   void build(const std::vector<std::string>& tokens) {
-    slots_.assign(table_capacity(tokens.size()), -1);
+    slots_.assign(table_capacity(tokens.size()), Slot{0, -1});
     const size_t mask = slots_.size() - 1;
     for (size_t id = 0; id < tokens.size(); ++id) {
       const std::string& text = tokens[id];
       if (text.empty()) continue;
-      for (size_t slot = hash(text) & mask;; slot = (slot + 1) & mask) {
-        if (slots_[slot] < 0) {
-          slots_[slot] = static_cast<int32_t>(id);
+      const size_t hash = hash_of(text);
+      for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
+        if (slots_[slot].id < 0) {
+          slots_[slot] = {fingerprint(hash), static_cast<int32_t>(id)};
           break;
         }
-        if (tokens[static_cast<size_t>(slots_[slot])] == text) break;  // first id wins
+        if (tokens[static_cast<size_t>(slots_[slot].id)] == text) break;  // first id wins
       }
     }
   }
@@ -41,15 +43,25 @@ class TokenIndex {
   int32_t find(std::string_view text, const std::vector<std::string>& tokens) const {
     if (slots_.empty()) return -1;
     const size_t mask = slots_.size() - 1;
-    for (size_t slot = hash(text) & mask;; slot = (slot + 1) & mask) {
-      int32_t id = slots_[slot];
-      if (id < 0 || tokens[static_cast<size_t>(id)] == text) return id;
+    const size_t hash = hash_of(text);
+    const uint32_t print = fingerprint(hash);
+    for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
+      const Slot& entry = slots_[slot];
+      if (entry.id < 0) return -1;
+      if (entry.fingerprint == print && tokens[static_cast<size_t>(entry.id)] == text) {
+        return entry.id;
+      }
     }
   }
 
  private:
-  static size_t hash(std::string_view text) { return std::hash<std::string_view>{}(text); }
-  std::vector<int32_t> slots_;
+  struct Slot {
+    uint32_t fingerprint;
+    int32_t id;
+  };
+  static size_t hash_of(std::string_view text) { return std::hash<std::string_view>{}(text); }
+  static uint32_t fingerprint(size_t hash) { return static_cast<uint32_t>(hash >> 32); }
+  std::vector<Slot> slots_;
 };
 
 struct Merge {
