@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "flow2/chat.h"
 #include "flow2/error.h"
 #include "flow2/generate.h"
 #include "prompt_input.h"
@@ -16,6 +17,8 @@ namespace {
 struct GenerateArgs {
   std::string model;
   PromptInput prompt;
+  bool chat = false;
+  std::string system;
   int64_t max_tokens = 64;
   float temperature = 0.0f;
   uint64_t seed = 0;
@@ -31,10 +34,22 @@ double tokens_per_second(size_t tokens, double seconds) {
 void run_generate(const GenerateArgs& args) {
   auto start = std::chrono::steady_clock::now();
   std::optional<Tokenizer> tokenizer = load_model_tokenizer(args.model);
-  // Plain text gets the tokenizer's special tokens (a BOS id, say), as transformers does.
-  std::vector<int32_t> prompt = args.prompt.token_ids(tokenizer ? &*tokenizer : nullptr, true);
-  auto backend = make_backend(args.backend);
   Checkpoint checkpoint = open_checkpoint(args.model);
+  TokenizerConfig tokenizer_config = load_tokenizer_config(args.model);
+  std::vector<int32_t> prompt;
+  if (args.chat) {
+    // The template writes every special token itself, as apply_chat_template(tokenize=True).
+    check(tokenizer && args.prompt.has_text(), "--chat needs a text prompt and a tokenizer");
+    std::vector<ChatMessage> messages;
+    if (!args.system.empty()) messages.push_back({"system", args.system});
+    messages.push_back({"user", args.prompt.read_text()});
+    ChatFormatter formatter(tokenizer_config, checkpoint.config, *tokenizer);
+    prompt = tokenizer->encode(formatter.render(messages, true), false);
+  } else {
+    // Plain text gets the tokenizer's special tokens (a BOS id, say), as transformers does.
+    prompt = args.prompt.token_ids(tokenizer ? &*tokenizer : nullptr, true);
+  }
+  auto backend = make_backend(args.backend);
   auto model = Model::load(checkpoint, *backend);
   double load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -43,7 +58,15 @@ void run_generate(const GenerateArgs& args) {
   options.max_new_tokens = args.max_tokens;
   options.temperature = args.temperature;
   options.seed = args.seed;
-  if (!args.ignore_eos) options.stop_ids = model->config().eos_token_ids;
+  if (!args.ignore_eos) {
+    options.stop_ids = model->config().eos_token_ids;
+    // The tokenizer's end-of-turn token (<|eot_id|>, <|im_end|>) ends a reply too.
+    if (tokenizer && !tokenizer_config.eos_token.empty()) {
+      if (auto id = tokenizer->token_to_id(tokenizer_config.eos_token)) {
+        options.stop_ids.push_back(*id);
+      }
+    }
+  }
 
   // Text streams to the terminal as tokens arrive (ids when the model has no tokenizer).
   std::function<void(int32_t)> stream;
@@ -92,6 +115,9 @@ void add_generate_command(CLI::App& app) {
   auto args = std::make_shared<GenerateArgs>();
   command->add_option("--model,-m", args->model, "Model directory")->required();
   add_prompt_options(*command, args->prompt, "prompt-ids", "prompt");
+  command->add_flag("--chat", args->chat,
+                    "Wrap the prompt as a user turn in the model's chat template");
+  command->add_option("--system", args->system, "System message (with --chat)");
   command->add_option("--max-tokens,-n", args->max_tokens, "New tokens at most")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
