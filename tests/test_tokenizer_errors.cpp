@@ -7,7 +7,7 @@
 #include "flow2/error.h"
 #include "flow2/tokenizer.h"
 #include "test_support.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace flow2 {
 namespace {

@@ -1,5 +1,7 @@
 #include "chat/unicode.h"
 
+#include "core/utf8.h"
+
 #include <algorithm>
 #include <cstdint>
 
@@ -8,36 +10,7 @@
 namespace flow2::chat {
 
 bool is_valid_utf8(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    auto byte = static_cast<unsigned char>(text[i]);
-    if (byte < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t length = 0;
-    char32_t code_point = 0;
-    char32_t minimum = 0;
-    if ((byte & 0xE0) == 0xC0) {
-      length = 2, code_point = byte & 0x1F, minimum = 0x80;
-    } else if ((byte & 0xF0) == 0xE0) {
-      length = 3, code_point = byte & 0x0F, minimum = 0x800;
-    } else if ((byte & 0xF8) == 0xF0) {
-      length = 4, code_point = byte & 0x07, minimum = 0x10000;
-    } else {
-      return false;
-    }
-    if (i + length > text.size()) return false;
-    for (size_t k = 1; k < length; ++k) {
-      auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xC0) != 0x80) return false;
-      code_point = (code_point << 6) | (next & 0x3F);
-    }
-    if (code_point < minimum || code_point > 0x10FFFF) return false;
-    if (code_point >= 0xD800 && code_point <= 0xDFFF) return false;
-    i += length;
-  }
-  return true;
+  return utf8::is_valid(text);
 }
 
 char32_t next_code_point(std::string_view text, size_t& pos) {
@@ -52,21 +25,7 @@ char32_t next_code_point(std::string_view text, size_t& pos) {
 }
 
 void append_utf8(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
+  utf8::append(out, c);
 }
 
 std::u32string to_code_points(std::string_view text) {

@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "flow2/error.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace flow2 {
 namespace {

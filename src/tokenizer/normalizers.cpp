@@ -10,7 +10,7 @@
 
 #include "flow2/error.h"
 #include "tokenizer/pattern.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace flow2 {
 namespace {

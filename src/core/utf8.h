@@ -1,5 +1,5 @@
-// UTF-8 helpers for the tokenizer: code point iteration, encoding, Unicode classes, and the
-// GPT-2 byte-to-character map that byte-level BPE uses.
+// UTF-8 helpers shared by the tokenizer and the chat templates: code point iteration, encoding,
+// validation and repair, Unicode classes, and the GPT-2 byte map that byte-level BPE uses.
 #pragma once
 
 #include <array>
