@@ -2,11 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <nlohmann/json.hpp>
 #include <queue>
 
-#include "flow2/error.h"
 #include "core/utf8.h"
+#include "flow2/error.h"
 
 namespace flow2 {
 namespace {
@@ -41,21 +42,36 @@ BpeModel BpeModel::build(const json& model, std::vector<std::pair<std::string_vi
   for (const auto& [token, id] : vocab) bpe.id_to_token_[static_cast<size_t>(id)] = token;
   bpe.vocab_.build(bpe.id_to_token_);
 
+  // Resolving the ~300k merges of a large vocabulary to ids is most of the load time and is
+  // read-only work: it runs on all cores, then the table is filled in rank order.
   const std::string prefix = optional_string(model, "continuing_subword_prefix").value_or("");
+  const int64_t count = static_cast<int64_t>(merges.size());
+  std::vector<std::array<int32_t, 3>> resolved(merges.size());
+#pragma omp parallel if (count > 20000)
+  {
+    std::string merged;
+#pragma omp for schedule(static)
+    for (int64_t rank = 0; rank < count; ++rank) {
+      const auto& [left, right] = merges[static_cast<size_t>(rank)];
+      // With a continuing-subword prefix, "##a" + "##b" makes "##ab".
+      std::string_view right_part = right;
+      if (!prefix.empty() && right_part.starts_with(prefix)) {
+        right_part.remove_prefix(prefix.size());
+      }
+      merged.assign(left);
+      merged.append(right_part);
+      resolved[static_cast<size_t>(rank)] = {bpe.vocab_.find(left, bpe.id_to_token_),
+                                             bpe.vocab_.find(right, bpe.id_to_token_),
+                                             bpe.vocab_.find(merged, bpe.id_to_token_)};
+    }
+  }
   bpe.merges_.reserve(merges.size());
-  std::string merged;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto& [left, right] = merges[rank];
-    auto left_id = bpe.token_to_id(left), right_id = bpe.token_to_id(right);
-    // With a continuing-subword prefix, "##a" + "##b" makes "##ab".
-    std::string_view right_part = right;
-    if (!prefix.empty() && right_part.starts_with(prefix)) right_part.remove_prefix(prefix.size());
-    merged.assign(left);
-    merged.append(right_part);
-    auto merged_id = bpe.token_to_id(merged);
-    check(left_id && right_id && merged_id,
-          "{}: merge {} ('{}' + '{}') uses tokens not in the vocab", where, rank, left, right);
-    bpe.merges_.assign(*left_id, *right_id, Merge{static_cast<int32_t>(rank), *merged_id});
+    const auto& [left_id, right_id, merged_id] = resolved[rank];
+    check(left_id >= 0 && right_id >= 0 && merged_id >= 0,
+          "{}: merge {} ('{}' + '{}') uses tokens not in the vocab", where, rank,
+          merges[rank].first, merges[rank].second);
+    bpe.merges_.assign(left_id, right_id, Merge{static_cast<int32_t>(rank), merged_id});
   }
   if (auto unk = optional_string(model, "unk_token")) {
     bpe.unk_id_ = bpe.token_to_id(*unk);
