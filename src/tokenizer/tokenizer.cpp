@@ -33,8 +33,11 @@ struct Tokenizer::Impl {
   // records the text of each added token (and nothing for model tokens).
   void encode(std::string_view text, std::vector<int32_t>& ids,
               std::vector<std::optional<std::string>>* matched) const {
+    // Keeps `matched` as long as `ids`, the last entry being `token`.
     auto note = [&](std::optional<std::string> token) {
-      if (matched) matched->resize(ids.size()), matched->back() = std::move(token);
+      if (!matched) return;
+      matched->resize(ids.size());
+      matched->back() = std::move(token);
     };
     for (const auto& raw : added.split(std::string(text), false)) {
       if (raw.id) {
@@ -49,7 +52,7 @@ struct Tokenizer::Impl {
           note(part.text);
         } else {
           encode_text(part.text, raw.offset == 0 && part.offset == 0, ids);
-          if (matched) matched->resize(ids.size());
+          if (matched) matched->resize(ids.size());  // model tokens: no matched text
         }
       }
     }
