@@ -54,7 +54,7 @@ class Tensor {
   const Shape& shape() const { return shape_; }
   Device device() const { return device_; }
   int64_t numel() const { return shape_numel(shape_); }
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+  size_t nbytes() const { return dtype_bytes(dtype_, static_cast<uint64_t>(numel())); }
   int64_t dim(size_t index) const { return shape_.at(index); }
   // The last dimension, and the product of all others: the 2-D view every op works on.
   int64_t cols() const { return shape_.empty() ? 1 : shape_.back(); }

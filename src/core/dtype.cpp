@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "flow2/error.h"
+#include "flow2/quant.h"
 
 namespace flow2 {
 namespace {
@@ -14,26 +15,35 @@ namespace {
 struct DTypeInfo {
   DType dtype;
   std::string_view name;
-  size_t size;
+  size_t size;            // bytes per element, or per block
+  size_t block_elements;  // 1 unless quantized
   bool floating;
 };
 
-constexpr std::array<DTypeInfo, 15> kDTypes = {{
-    {DType::BOOL, "BOOL", 1, false},
-    {DType::U8, "U8", 1, false},
-    {DType::I8, "I8", 1, false},
-    {DType::F8_E4M3, "F8_E4M3", 1, true},
-    {DType::F8_E5M2, "F8_E5M2", 1, true},
-    {DType::U16, "U16", 2, false},
-    {DType::I16, "I16", 2, false},
-    {DType::F16, "F16", 2, true},
-    {DType::BF16, "BF16", 2, true},
-    {DType::U32, "U32", 4, false},
-    {DType::I32, "I32", 4, false},
-    {DType::F32, "F32", 4, true},
-    {DType::U64, "U64", 8, false},
-    {DType::I64, "I64", 8, false},
-    {DType::F64, "F64", 8, true},
+constexpr std::array<DTypeInfo, 21> kDTypes = {{
+    {DType::BOOL, "BOOL", 1, 1, false},
+    {DType::U8, "U8", 1, 1, false},
+    {DType::I8, "I8", 1, 1, false},
+    {DType::F8_E4M3, "F8_E4M3", 1, 1, true},
+    {DType::F8_E5M2, "F8_E5M2", 1, 1, true},
+    {DType::U16, "U16", 2, 1, false},
+    {DType::I16, "I16", 2, 1, false},
+    {DType::F16, "F16", 2, 1, true},
+    {DType::BF16, "BF16", 2, 1, true},
+    {DType::U32, "U32", 4, 1, false},
+    {DType::I32, "I32", 4, 1, false},
+    {DType::F32, "F32", 4, 1, true},
+    {DType::U64, "U64", 8, 1, false},
+    {DType::I64, "I64", 8, 1, false},
+    {DType::F64, "F64", 8, 1, true},
+    // ggml block layouts: Q4_0 = f16 scale + 16 bytes of nibbles; Q4_1 adds an f16 minimum;
+    // Q8_0 = f16 scale + 32 int8; the K types are 256-element super-blocks.
+    {DType::Q4_0, "Q4_0", 18, 32, true},
+    {DType::Q4_1, "Q4_1", 20, 32, true},
+    {DType::Q8_0, "Q8_0", 34, 32, true},
+    {DType::Q4_K, "Q4_K", 144, 256, true},
+    {DType::Q5_K, "Q5_K", 176, 256, true},
+    {DType::Q6_K, "Q6_K", 210, 256, true},
 }};
 
 const DTypeInfo& info(DType dtype) {
@@ -52,6 +62,17 @@ T load(const void* base, size_t index) {
 size_t dtype_size(DType dtype) {
   return info(dtype).size;
 }
+size_t dtype_block_elements(DType dtype) {
+  return info(dtype).block_elements;
+}
+bool is_quantized(DType dtype) {
+  return info(dtype).block_elements > 1;
+}
+
+uint64_t dtype_bytes(DType dtype, uint64_t count) {
+  const DTypeInfo& entry = info(dtype);
+  return count / entry.block_elements * entry.size;
+}
 std::string_view dtype_name(DType dtype) {
   return info(dtype).name;
 }
@@ -61,7 +82,7 @@ bool is_floating(DType dtype) {
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& entry : kDTypes) {
-    if (entry.name == name) return entry.dtype;
+    if (entry.name == name && entry.block_elements == 1) return entry.dtype;
   }
   return std::nullopt;
 }
@@ -174,6 +195,9 @@ void convert_to_f32(DType dtype, const void* source, size_t count, float* destin
       break;
     case DType::F64:
       each(double{}, cast);
+      break;
+    default:
+      dequantize_blocks(dtype, source, count, destination);
       break;
   }
 }
