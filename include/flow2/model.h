@@ -12,15 +12,21 @@
 
 namespace flow2 {
 
-// A checkpoint as found on disk, before any weight is touched.
+class GgufFile;
+
+// A checkpoint as found on disk, before any weight is touched. Tensors carry Hugging Face names
+// and layouts whatever the file format.
 struct Checkpoint {
   std::filesystem::path path;
   ModelConfig config;
   WeightStore weights;
+  std::shared_ptr<const GgufFile> gguf;  // set for GGUF files: vocabulary, chat template
 };
 
-// Opens a Hugging Face model directory (config.json + safetensors, sharded or not).
+// Opens a Hugging Face model directory (config.json + safetensors, sharded or not) or a GGUF
+// file.
 Checkpoint open_checkpoint(const std::filesystem::path& path);
+Checkpoint open_gguf_checkpoint(const std::filesystem::path& path);
 
 // Keys and values of every layer for `batch` sequences of up to `capacity` tokens each.
 class KVCache {

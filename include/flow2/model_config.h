@@ -27,6 +27,8 @@ struct RopeConfig {
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 0;
+  // Per-frequency divisors (GGUF's rope_freqs tensor, llama.cpp's form of llama3 scaling).
+  std::vector<float> frequency_factors;
 };
 
 struct ModelConfig {

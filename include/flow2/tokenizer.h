@@ -2,6 +2,8 @@
 // BPE model, post-processor and decoder, producing exactly the ids of the `tokenizers` library.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -30,6 +32,14 @@ class Tokenizer {
   // file and the component.
   static Tokenizer from_file(const std::filesystem::path& path);
   static Tokenizer from_json_text(std::string_view text, const std::string& source);
+  // Builds a tokenizer from tokenizer.json's parts: `sections` holds added_tokens, normalizer,
+  // pre_tokenizer, post_processor and decoder; the BPE model is `model_options` (the "model"
+  // object without vocab and merges), `vocab` and `merges` (in rank order).
+  static Tokenizer from_parts(
+      const nlohmann::json& sections, const nlohmann::json& model_options,
+      std::vector<std::pair<std::string_view, int64_t>> vocab,
+      const std::vector<std::pair<std::string_view, std::string_view>>& merges,
+      const std::string& source);
   ~Tokenizer();
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;

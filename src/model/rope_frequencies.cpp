@@ -25,6 +25,11 @@ std::vector<float> rope_inverse_frequencies(const RopeConfig& rope, int64_t head
     float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
     inv_freq[i] = 1.0f / static_cast<float>(std::pow(base, static_cast<double>(exponent)));
   }
+  if (!rope.frequency_factors.empty()) {
+    for (size_t i = 0; i < inv_freq.size() && i < rope.frequency_factors.size(); ++i) {
+      inv_freq[i] /= rope.frequency_factors[i];
+    }
+  }
   if (rope.type == RopeType::Linear) {
     for (auto& f : inv_freq) f = static_cast<float>(f / rope.factor);
   } else if (rope.type == RopeType::Llama3) {

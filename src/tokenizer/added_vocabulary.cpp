@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "flow2/error.h"
 #include "core/utf8.h"
+#include "flow2/error.h"
 
 namespace flow2 {
 namespace {

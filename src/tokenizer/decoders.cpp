@@ -4,9 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.h"
 #include "flow2/error.h"
 #include "tokenizer/pattern.h"
-#include "core/utf8.h"
 
 namespace flow2 {
 namespace {

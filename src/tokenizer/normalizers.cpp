@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/utf8.h"
 #include "flow2/error.h"
 #include "tokenizer/pattern.h"
-#include "core/utf8.h"
 
 namespace flow2 {
 namespace {

@@ -153,14 +153,31 @@ Tokenizer Tokenizer::from_padded_json(const simdjson::padded_string& padded,
     simdjson::dom::element element;
     return root[key].get(element) == simdjson::SUCCESS ? to_nlohmann(element) : nlohmann::json();
   };
+  nlohmann::json sections = nlohmann::json::object();
+  for (const char* key :
+       {"added_tokens", "normalizer", "pre_tokenizer", "post_processor", "decoder"}) {
+    sections[key] = section(key);
+  }
+  return from_parts(sections, options, std::move(vocab), merges, source);
+}
+
+Tokenizer Tokenizer::from_parts(
+    const nlohmann::json& sections, const nlohmann::json& model_options,
+    std::vector<std::pair<std::string_view, int64_t>> vocab,
+    const std::vector<std::pair<std::string_view, std::string_view>>& merges,
+    const std::string& source) {
+  auto member = [&](const char* key) {
+    auto it = sections.find(key);
+    return it == sections.end() ? nlohmann::json() : *it;
+  };
   auto impl = std::make_unique<Impl>();
   impl->source = source;
-  impl->model = BpeModel::build(options, std::move(vocab), merges, source);
-  impl->added = AddedVocabulary::from_json(section("added_tokens"), source);
-  impl->normalizer = make_normalizer(section("normalizer"), source);
-  impl->pre_tokenizer = make_pre_tokenizer(section("pre_tokenizer"), source);
-  impl->post_processor = make_post_processor(section("post_processor"), source);
-  impl->decoder = make_decoder(section("decoder"), source);
+  impl->model = BpeModel::build(model_options, std::move(vocab), merges, source);
+  impl->added = AddedVocabulary::from_json(member("added_tokens"), source);
+  impl->normalizer = make_normalizer(member("normalizer"), source);
+  impl->pre_tokenizer = make_pre_tokenizer(member("pre_tokenizer"), source);
+  impl->post_processor = make_post_processor(member("post_processor"), source);
+  impl->decoder = make_decoder(member("decoder"), source);
   return Tokenizer(std::move(impl));
 }
 

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "flow2/chat.h"
+#include "flow2/checkpoint_tokenizer.h"
 #include "flow2/error.h"
 #include "flow2/generate.h"
 #include "prompt_input.h"
@@ -33,9 +34,9 @@ double tokens_per_second(size_t tokens, double seconds) {
 
 void run_generate(const GenerateArgs& args) {
   auto start = std::chrono::steady_clock::now();
-  std::optional<Tokenizer> tokenizer = load_model_tokenizer(args.model);
   Checkpoint checkpoint = open_checkpoint(args.model);
-  TokenizerConfig tokenizer_config = load_tokenizer_config(args.model);
+  std::optional<Tokenizer> tokenizer = checkpoint_tokenizer(checkpoint);
+  TokenizerConfig tokenizer_config = checkpoint_tokenizer_config(checkpoint);
   std::vector<int32_t> prompt;
   if (args.chat) {
     // The template writes every special token itself, as apply_chat_template(tokenize=True).
@@ -102,6 +103,7 @@ void run_generate(const GenerateArgs& args) {
     fmt::print("{}\n", out.dump());
   } else {
     std::printf("\n");
+    std::fflush(stdout);
     std::fprintf(stderr,
                  "load %.3f s, prefill %zu tokens at %.1f tok/s, decode %zu at %.1f tok/s\n",
                  load_seconds, prompt.size(), prefill_rate, decoded, decode_rate);

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "flow2/checkpoint_tokenizer.h"
 #include "flow2/generate.h"
 #include "prompt_input.h"
 
@@ -18,10 +19,11 @@ struct PerplexityArgs {
 };
 
 void run_perplexity(const PerplexityArgs& args) {
-  std::optional<Tokenizer> tokenizer = load_model_tokenizer(args.model);
+  Checkpoint checkpoint = open_checkpoint(args.model);
+  std::optional<Tokenizer> tokenizer = checkpoint_tokenizer(checkpoint);
   std::vector<int32_t> ids = args.input.token_ids(tokenizer ? &*tokenizer : nullptr, true);
   auto backend = make_backend(args.backend);
-  auto model = Model::load(open_checkpoint(args.model), *backend);
+  auto model = Model::load(checkpoint, *backend);
   PerplexityResult result = perplexity(*model, ids);
   if (args.as_json) {
     nlohmann::ordered_json out;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "flow2/checkpoint_tokenizer.h"
 #include "flow2/error.h"
 #include "flow2/tokenizer.h"
 #include "flow2/tokenizer_config.h"
@@ -26,7 +27,7 @@ nlohmann::json encoding_json(const Encoding& encoding) {
 }
 
 void run_tokenize(const TokenizeArgs& args) {
-  Tokenizer tokenizer = Tokenizer::from_file(tokenizer_json_path(args.model));
+  Tokenizer tokenizer = load_tokenizer(args.model);
   if (!args.decode_ids.empty()) {
     std::vector<int32_t> ids = parse_id_list(args.decode_ids, "--decode");
     std::string text = tokenizer.decode(ids, !args.special);

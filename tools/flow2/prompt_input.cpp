@@ -38,10 +38,4 @@ std::vector<int32_t> PromptInput::token_ids(const Tokenizer* tokenizer,
   return tokenizer->encode(read_text(), add_special_tokens);
 }
 
-std::optional<Tokenizer> load_model_tokenizer(const std::string& model) {
-  auto path = std::filesystem::path(model) / "tokenizer.json";
-  if (!std::filesystem::exists(path)) return std::nullopt;
-  return Tokenizer::from_file(path);
-}
-
 }  // namespace flow2::cli

@@ -33,7 +33,5 @@ struct PromptInput {
 void add_prompt_options(CLI::App& command, PromptInput& input, const std::string& ids_flag,
                         const std::string& text_flag);
 
-// The model directory's tokenizer, or nothing when it has no tokenizer.json.
-std::optional<Tokenizer> load_model_tokenizer(const std::string& model);
 
 }  // namespace flow2::cli

@@ -43,15 +43,14 @@ Tensor CpuBackend::upload_weight(const HostTensor& host) {
   check(is_floating(host.dtype), "tensor '{}' is {}, expected a floating-point weight", host.name,
         dtype_name(host.dtype));
   Tensor tensor = allocate(host.shape);
-  // Conversion of a large weight runs on all cores in chunks.
+  // Conversion of a large weight runs on all cores in chunks (whole blocks when quantized).
   const int64_t count = host.numel();
   const int64_t chunk = 1 << 16;
-  const size_t element = dtype_size(host.dtype);
 #pragma omp parallel for schedule(static) if (count >= kMinParallelElements)
   for (int64_t start = 0; start < count; start += chunk) {
     int64_t n = std::min(chunk, count - start);
-    convert_to_f32(host.dtype, host.bytes.data() + start * element, static_cast<size_t>(n),
-                   tensor.data_as<float>() + start);
+    convert_to_f32(host.dtype, host.bytes.data() + dtype_bytes(host.dtype, start),
+                   static_cast<size_t>(n), tensor.data_as<float>() + start);
   }
   return tensor;
 }
