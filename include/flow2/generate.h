@@ -9,27 +9,46 @@
 #include <vector>
 
 #include "flow2/model.h"
+#include "flow2/sampler.h"
 
 namespace flow2 {
 
 struct GenerationOptions {
   int64_t max_new_tokens = 16;
-  float temperature = 0.0f;  // 0: greedy (argmax)
-  uint64_t seed = 0;
+  SamplingOptions sampling;       // temperature 0: greedy
   std::vector<int64_t> stop_ids;  // generation ends after emitting one of these
 };
 
 struct GenerationResult {
-  std::vector<int32_t> ids;  // the new tokens only
-  std::string stop_reason;   // "stop_id" or "length"
+  std::vector<int32_t> ids;            // the new tokens only
+  std::string stop_reason;             // "stop_id", "stopped" (by the callback) or "length"
+  int64_t prompt_tokens_computed = 0;  // prompt tokens run through the model (not reused)
   double prefill_seconds = 0;
   double decode_seconds = 0;
 };
 
-// Calls `on_token` with each new token as soon as it is chosen.
+// Receives each new token as soon as it is chosen; returning false ends generation (a stop
+// string appeared, say).
+using TokenCallback = std::function<bool(int32_t)>;
+
+// Generation that keeps its KV cache between calls: a call gets the whole context (a chat's
+// conversation so far) and only the part after what the cache already holds is computed.
+class GenerationSession {
+ public:
+  GenerationSession(Model& model, int64_t context_length);
+  GenerationResult generate(std::span<const int32_t> context, const GenerationOptions& options,
+                            const TokenCallback& on_token = {});
+  int64_t context_length() const { return cache_.capacity(); }
+
+ private:
+  Model& model_;
+  KVCache cache_;
+  std::vector<int32_t> cached_;  // the tokens whose keys and values the cache holds
+};
+
+// One-shot generation after `prompt`.
 GenerationResult generate(Model& model, std::span<const int32_t> prompt,
-                          const GenerationOptions& options,
-                          const std::function<void(int32_t)>& on_token = {});
+                          const GenerationOptions& options, const TokenCallback& on_token = {});
 
 // Index of the largest logit (the first one on ties, as torch.argmax).
 int32_t argmax(std::span<const float> logits);

@@ -1,6 +1,7 @@
 // A causal language model ready to run: config, weights on a backend, and the forward pass.
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <span>
@@ -38,6 +39,8 @@ class KVCache {
   // Tokens each sequence holds so far.
   int64_t length() const { return length_; }
   void clear() { length_ = 0; }
+  // Forgets everything after the first `length` tokens of each sequence.
+  void truncate(int64_t length) { length_ = std::min(length_, std::max<int64_t>(length, 0)); }
 
   Tensor& keys(size_t layer) { return keys_[layer]; }
   Tensor& values(size_t layer) { return values_[layer]; }

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <random>
 
 #include "flow2/error.h"
 
@@ -14,58 +13,78 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-int32_t sample_with_temperature(std::span<const float> logits, float temperature,
-                                std::mt19937_64& rng) {
-  float max_logit = *std::max_element(logits.begin(), logits.end());
-  std::vector<double> weights(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) {
-    weights[i] = std::exp((static_cast<double>(logits[i]) - max_logit) / temperature);
-  }
-  std::discrete_distribution<int32_t> distribution(weights.begin(), weights.end());
-  return distribution(rng);
-}
-
 }  // namespace
 
 int32_t argmax(std::span<const float> logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
-GenerationResult generate(Model& model, std::span<const int32_t> prompt,
-                          const GenerationOptions& options,
-                          const std::function<void(int32_t)>& on_token) {
-  check(!prompt.empty(), "generate: the prompt is empty");
+GenerationSession::GenerationSession(Model& model, int64_t context_length)
+    : model_(model), cache_(model.make_cache(1, context_length)) {}
+
+GenerationResult GenerationSession::generate(std::span<const int32_t> context,
+                                             const GenerationOptions& options,
+                                             const TokenCallback& on_token) {
+  check(!context.empty(), "generate: the prompt is empty");
   check(options.max_new_tokens >= 0, "generate: max tokens must not be negative");
-  check(options.temperature >= 0.0f, "generate: temperature must not be negative");
-  const int64_t capacity = static_cast<int64_t>(prompt.size()) + options.max_new_tokens;
-  KVCache cache = model.make_cache(1, capacity);
-  std::mt19937_64 rng(options.seed);
+  const int64_t needed = static_cast<int64_t>(context.size()) + options.max_new_tokens;
+  check(needed <= cache_.capacity(),
+        "prompt of {} tokens plus {} new ones exceeds the context of {} tokens", context.size(),
+        options.max_new_tokens, cache_.capacity());
   GenerationResult result;
   result.stop_reason = "length";
   if (options.max_new_tokens == 0) return result;
 
-  auto choose = [&](const Tensor& logits) {
-    std::vector<float> host = model.backend().to_host(logits);
-    return options.temperature == 0.0f ? argmax(host)
-                                       : sample_with_temperature(host, options.temperature, rng);
-  };
+  // Reuse the cached prefix; at least one token must run to produce logits.
+  size_t reused = 0;
+  while (reused < cached_.size() && reused < context.size() && cached_[reused] == context[reused]) {
+    ++reused;
+  }
+  if (reused == context.size()) --reused;
+  cache_.truncate(static_cast<int64_t>(reused));
+  cached_.resize(reused);
+
+  Sampler sampler(options.sampling);
+  std::vector<int32_t> history(context.begin(), context.end());
   auto start = std::chrono::steady_clock::now();
-  int32_t next = choose(model.forward(prompt, 1, cache, LogitRows::Last));
+  // The prompt runs in chunks so that activations stay small for long prompts.
+  constexpr size_t kChunk = 512;
+  Tensor logits;
+  for (size_t begin = reused; begin < context.size(); begin += kChunk) {
+    auto chunk = context.subspan(begin, std::min(kChunk, context.size() - begin));
+    logits = model_.forward(chunk, 1, cache_, LogitRows::Last);
+    cached_.insert(cached_.end(), chunk.begin(), chunk.end());
+  }
+  result.prompt_tokens_computed = static_cast<int64_t>(context.size() - reused);
+  int32_t next = sampler.sample(model_.backend().to_host(logits), history);
   result.prefill_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
   while (true) {
     result.ids.push_back(next);
-    if (on_token) on_token(next);
+    history.push_back(next);
+    if (on_token && !on_token(next)) {
+      result.stop_reason = "stopped";
+      break;
+    }
     if (std::find(options.stop_ids.begin(), options.stop_ids.end(), next) !=
         options.stop_ids.end()) {
       result.stop_reason = "stop_id";
       break;
     }
     if (static_cast<int64_t>(result.ids.size()) >= options.max_new_tokens) break;
-    next = choose(model.forward(std::span<const int32_t>(&next, 1), 1, cache, LogitRows::Last));
+    logits = model_.forward(std::span<const int32_t>(&next, 1), 1, cache_, LogitRows::Last);
+    cached_.push_back(next);
+    next = sampler.sample(model_.backend().to_host(logits), history);
   }
   result.decode_seconds = seconds_since(start);
   return result;
+}
+
+GenerationResult generate(Model& model, std::span<const int32_t> prompt,
+                          const GenerationOptions& options, const TokenCallback& on_token) {
+  GenerationSession session(
+      model, std::max<int64_t>(1, static_cast<int64_t>(prompt.size()) + options.max_new_tokens));
+  return session.generate(prompt, options, on_token);
 }
 
 double log_probability(std::span<const float> logits, int32_t target) {

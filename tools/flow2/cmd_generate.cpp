@@ -1,4 +1,5 @@
-// flow2 generate: greedy or sampled continuation of a prompt given as text or token ids.
+// flow2 generate: continue a prompt given as text, a file or token ids; --chat wraps it in the
+// model's chat template. Text streams to the terminal as it is decoded.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -9,7 +10,7 @@
 #include "flow2/chat.h"
 #include "flow2/checkpoint_tokenizer.h"
 #include "flow2/error.h"
-#include "flow2/generate.h"
+#include "generation_flags.h"
 #include "prompt_input.h"
 
 namespace flow2::cli {
@@ -20,16 +21,13 @@ struct GenerateArgs {
   PromptInput prompt;
   bool chat = false;
   std::string system;
-  int64_t max_tokens = 64;
-  float temperature = 0.0f;
-  uint64_t seed = 0;
-  bool ignore_eos = false;
+  GenerationFlags flags;
   bool as_json = false;
   std::string backend = "cpu";
 };
 
-double tokens_per_second(size_t tokens, double seconds) {
-  return seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0;
+double per_second(size_t count, double seconds) {
+  return seconds > 0 ? static_cast<double>(count) / seconds : 0.0;
 }
 
 void run_generate(const GenerateArgs& args) {
@@ -55,51 +53,36 @@ void run_generate(const GenerateArgs& args) {
   double load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  GenerationOptions options;
-  options.max_new_tokens = args.max_tokens;
-  options.temperature = args.temperature;
-  options.seed = args.seed;
-  if (!args.ignore_eos) {
-    options.stop_ids = model->config().eos_token_ids;
-    // The tokenizer's end-of-turn token (<|eot_id|>, <|im_end|>) ends a reply too.
-    if (tokenizer && !tokenizer_config.eos_token.empty()) {
-      if (auto id = tokenizer->token_to_id(tokenizer_config.eos_token)) {
-        options.stop_ids.push_back(*id);
-      }
-    }
-  }
-
-  // Text streams to the terminal as tokens arrive (ids when the model has no tokenizer).
-  std::function<void(int32_t)> stream;
-  std::optional<StreamingDecoder> detokenizer;
-  if (tokenizer) detokenizer.emplace(*tokenizer);
-  if (!args.as_json) {
-    stream = [&, first = true](int32_t id) mutable {
-      if (detokenizer) {
-        std::fputs(detokenizer->push(id).c_str(), stdout);
-      } else {
-        std::printf(first ? "%d" : " %d", id);
-      }
-      std::fflush(stdout);
-      first = false;
-    };
-  }
-  GenerationResult result = generate(*model, prompt, options, stream);
-  if (detokenizer && !args.as_json) std::fputs(detokenizer->finish().c_str(), stdout);
+  GenerationOptions options = generation_options(
+      args.flags, checkpoint.config, tokenizer ? &*tokenizer : nullptr, tokenizer_config);
+  std::optional<TextStream> text;
+  if (tokenizer) text.emplace(*tokenizer, args.flags.stop_strings, args.as_json ? nullptr : stdout);
+  check(tokenizer || args.flags.stop_strings.empty(), "--stop needs the model's tokenizer");
+  bool first_id = true;
+  TokenCallback on_token = [&](int32_t id) {
+    if (text) return text->push(id);
+    if (!args.as_json) std::printf(first_id ? "%d" : " %d", id), std::fflush(stdout);
+    first_id = false;
+    return true;
+  };
+  GenerationResult result = generate(*model, prompt, options, on_token);
+  if (text) text->finish();
   // Decode speed counts the tokens produced by decode steps: all but the prefill's one.
   size_t decoded = result.ids.empty() ? 0 : result.ids.size() - 1;
-  double prefill_rate = tokens_per_second(prompt.size(), result.prefill_seconds);
-  double decode_rate = tokens_per_second(decoded, result.decode_seconds);
+  double prefill_rate = per_second(prompt.size(), result.prefill_seconds);
+  double decode_rate = per_second(decoded, result.decode_seconds);
   if (args.as_json) {
     nlohmann::ordered_json out;
-    if (tokenizer) out["text"] = tokenizer->decode(result.ids, true);
+    if (text) out["text"] = text->text();
     out["ids"] = result.ids;
     out["prompt_tokens"] = prompt.size();
     out["generated_tokens"] = result.ids.size();
-    out["stop_reason"] = result.stop_reason;
+    out["stop_reason"] = result.stop_reason == "stopped" ? "stop_string" : result.stop_reason;
     out["load_s"] = load_seconds;
     out["prefill_tok_s"] = prefill_rate;
     out["decode_tok_s"] = decode_rate;
+    out["ttft_s"] = result.prefill_seconds;
+    out["peak_rss_bytes"] = peak_rss_bytes();
     fmt::print("{}\n", out.dump());
   } else {
     std::printf("\n");
@@ -113,21 +96,14 @@ void run_generate(const GenerateArgs& args) {
 }  // namespace
 
 void add_generate_command(CLI::App& app) {
-  auto* command = app.add_subcommand("generate", "Generate tokens from a prompt");
+  auto* command = app.add_subcommand("generate", "Generate text from a prompt");
   auto args = std::make_shared<GenerateArgs>();
-  command->add_option("--model,-m", args->model, "Model directory")->required();
+  command->add_option("--model,-m", args->model, "Model directory or GGUF file")->required();
   add_prompt_options(*command, args->prompt, "prompt-ids", "prompt");
   command->add_flag("--chat", args->chat,
                     "Wrap the prompt as a user turn in the model's chat template");
   command->add_option("--system", args->system, "System message (with --chat)");
-  command->add_option("--max-tokens,-n", args->max_tokens, "New tokens at most")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  command->add_option("--temp", args->temperature, "Sampling temperature; 0 is greedy")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  command->add_option("--seed", args->seed, "Random seed for sampling")->capture_default_str();
-  command->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at end-of-sequence ids");
+  add_generation_flags(*command, args->flags);
   command->add_option("--backend", args->backend, "cpu")->capture_default_str();
   command->add_flag("--json", args->as_json, "Print one JSON object");
   command->callback([args] { run_generate(*args); });

@@ -33,5 +33,4 @@ struct PromptInput {
 void add_prompt_options(CLI::App& command, PromptInput& input, const std::string& ids_flag,
                         const std::string& text_flag);
 
-
 }  // namespace flow2::cli
