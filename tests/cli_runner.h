@@ -11,7 +11,7 @@ struct CliResult {
   std::string stdout_text;
 };
 
-// `arguments` is appended to the program path as a shell command line.
-CliResult run_cli(const std::string& arguments);
+// `arguments` is appended to the program path as a shell command line; `input` is its stdin.
+CliResult run_cli(const std::string& arguments, const std::string& input = "");
 
 }  // namespace flow2::testing

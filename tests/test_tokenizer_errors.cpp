@@ -4,10 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.h"
 #include "flow2/error.h"
 #include "flow2/tokenizer.h"
 #include "test_support.h"
-#include "core/utf8.h"
 
 namespace flow2 {
 namespace {
@@ -95,7 +95,8 @@ TEST(StreamingDecoder, PiecesAreValidAndAddUp) {
     Tokenizer tokenizer = Tokenizer::from_file(
         testing::data_path(std::string("tokenizers/") + name + "/tokenizer.json"));
     const std::string text =
-        "Emoji 👩‍👩‍👧 and flags 🇫🇷🇯🇵, accents café naïve, CJK 東京タワー, Devanagari "
+        "Emoji 👩‍👩‍👧 and flags 🇫🇷🇯🇵, accents café naïve, CJK 東京タワー, "
+        "Devanagari "
         "नमस्ते. "
         "<|eot_id|> done";
     auto ids = tokenizer.encode(text);
