@@ -1,8 +1,11 @@
 // Every backend op against the slow reference implementations in reference_ops.cpp.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "backend_list.h"
 #include "flow2/backend.h"
+#include "flow2/quant.h"
 #include "reference_ops.h"
 #include "test_support.h"
 
@@ -162,7 +165,48 @@ TEST_P(BackendOps, AddIsElementwise) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_FLOAT_EQ(sum[i], a[i] + b[i]);
 }
 
-TEST_P(BackendOps, UploadConvertsHalfPrecisionWeights) {
+// Weights in every compact form give the products of their decoded values, through both the
+// dot-product path (1-4 rows of x) and the tiled sgemm path; embeddings gather decoded rows.
+TEST_P(BackendOps, CompactWeightsMatchTheirDecodedValues) {
+  const int64_t n = 70, k = 256;
+  Matrix source = random_values(n * k, 90, 0.5f);
+  for (DType dtype : {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
+    std::vector<std::byte> bytes(dtype_bytes(dtype, source.size()));
+    if (is_quantized(dtype)) {
+      quantize_blocks(dtype, source.data(), source.size(), bytes.data());
+    } else {
+      for (size_t i = 0; i < source.size(); ++i) {
+        uint16_t bits = dtype == DType::F16 ? f32_to_f16(source[i]) : f32_to_bf16(source[i]);
+        std::memcpy(bytes.data() + 2 * i, &bits, 2);
+      }
+    }
+    HostTensor host{"w", dtype, {n, k}, bytes, nullptr};
+    Matrix decoded = host.to_f32();
+    Tensor weight = backend_->upload_weight(host);
+    EXPECT_EQ(weight.dtype(), dtype) << "compact weights stay compact";
+    Matrix bias = random_values(n, 91);
+    for (int64_t m : {1, 3, 40}) {
+      Matrix x = random_values(m * k, 92 + m);
+      Tensor out = backend_->empty({m, n});
+      Tensor tb = upload(bias, {n});
+      backend_->matmul(out, upload(x, {m, k}), weight, &tb);
+      EXPECT_LT(max_abs_difference(download(out), reference::matmul(x, decoded, bias, m, k, n)),
+                1e-4)
+          << dtype_name(dtype) << " m=" << m;
+    }
+    std::vector<int32_t> ids = {69, 0, 7};
+    Tensor rows = backend_->empty({3, k});
+    backend_->embedding(rows, weight, ids, false);
+    Matrix gathered = download(rows);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      for (int64_t j = 0; j < k; ++j) {
+        ASSERT_EQ(gathered[i * k + j], decoded[ids[i] * k + j]) << dtype_name(dtype);
+      }
+    }
+  }
+}
+
+TEST_P(BackendOps, UploadedHalfPrecisionWeightsReadBackExactly) {
   Matrix values = random_values(24, 80);
   for (DType dtype : {DType::BF16, DType::F16}) {
     std::vector<uint16_t> bits(values.size());

@@ -37,16 +37,20 @@ void CpuBackend::embedding(Tensor& out, const Tensor& table, std::span<const int
   check(out.rows() == static_cast<int64_t>(ids.size()) && out.cols() == width,
         "embedding: output {} does not fit {} ids of width {}", shape_string(out.shape()),
         ids.size(), width);
-  const float* source = table.data_as<float>();
+  // Rows of a 16-bit or quantized table are decoded as they are gathered.
+  const auto* source = static_cast<const std::byte*>(table.data());
+  const uint64_t row_bytes = dtype_bytes(table.dtype(), static_cast<uint64_t>(width));
   float* target = out.data_as<float>();
 #pragma omp parallel for schedule(static) if (out.numel() >= kMinParallelElements)
   for (size_t i = 0; i < ids.size(); ++i) {
-    const float* row = source + static_cast<int64_t>(ids[i]) * width;
+    const std::byte* row = source + static_cast<uint64_t>(ids[i]) * row_bytes;
     float* destination = target + static_cast<int64_t>(i) * width;
     if (accumulate) {
-      for (int64_t j = 0; j < width; ++j) destination[j] += row[j];
+      std::vector<float> decoded(static_cast<size_t>(width));
+      convert_to_f32(table.dtype(), row, decoded.size(), decoded.data());
+      for (int64_t j = 0; j < width; ++j) destination[j] += decoded[j];
     } else {
-      std::memcpy(destination, row, width * sizeof(float));
+      convert_to_f32(table.dtype(), row, static_cast<size_t>(width), destination);
     }
   }
 }
