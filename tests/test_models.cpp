@@ -178,3 +178,35 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace flow2
+
+namespace flow2 {
+namespace {
+
+// Windowed perplexity: a window as long as the input is the plain computation, and windows of
+// two tokens score each token from its predecessor alone.
+TEST(WindowedPerplexity, MatchesDirectComputations) {
+  auto backend = make_cpu_backend();
+  auto model = Model::load(open_checkpoint(testing::model_path("tiny-llama")), *backend);
+  auto reference =
+      SafetensorsFile::open(testing::model_path("tiny-llama") / "reference.safetensors");
+  auto ids64 = reference.get("input_ids").to_i64();
+  std::vector<int32_t> ids(ids64.begin(), ids64.begin() + 24);
+  PerplexityResult whole = perplexity(*model, ids);
+  EXPECT_DOUBLE_EQ(perplexity(*model, ids, 24).nll, whole.nll);
+  EXPECT_DOUBLE_EQ(perplexity(*model, ids, 100).nll, whole.nll);
+
+  double total = 0;
+  for (size_t t = 1; t < ids.size(); ++t) {
+    KVCache cache = model->make_cache(1, 1);
+    std::vector<float> logits =
+        backend->to_host(model->forward(std::span<const int32_t>(&ids[t - 1], 1), 1, cache));
+    total -= log_probability(logits, ids[t]);
+  }
+  EXPECT_NEAR(perplexity(*model, ids, 2).nll, total / 23, 1e-6);
+  double windowed = perplexity(*model, ids, 10).nll;
+  EXPECT_NE(windowed, whole.nll);  // less context changes the figure
+  EXPECT_GT(windowed, 0.0);
+}
+
+}  // namespace
+}  // namespace flow2

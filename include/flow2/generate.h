@@ -59,7 +59,10 @@ struct PerplexityResult {
   double perplexity = 0;
 };
 
-PerplexityResult perplexity(Model& model, std::span<const int32_t> ids);
+// With `context` > 0, longer inputs are scored in windows of that many tokens that advance by
+// half a window (each token predicted from at least half a window of context, as llama.cpp's
+// and transformers' strided evaluations do).
+PerplexityResult perplexity(Model& model, std::span<const int32_t> ids, int64_t context = 0);
 
 // log softmax(logits)[target], computed in double precision.
 double log_probability(std::span<const float> logits, int32_t target);

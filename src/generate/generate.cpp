@@ -94,16 +94,29 @@ double log_probability(std::span<const float> logits, int32_t target) {
   return logits[target] - max_logit - std::log(total);
 }
 
-PerplexityResult perplexity(Model& model, std::span<const int32_t> ids) {
+PerplexityResult perplexity(Model& model, std::span<const int32_t> ids, int64_t context) {
   check(ids.size() >= 2, "perplexity needs at least 2 tokens, got {}", ids.size());
   const int64_t count = static_cast<int64_t>(ids.size());
-  KVCache cache = model.make_cache(1, count);
-  std::vector<float> logits = model.backend().to_host(model.forward(ids, 1, cache));
+  if (context <= 0) context = count;
+  check(context >= 2, "perplexity needs a context of at least 2 tokens");
+  // Windows of `context` tokens, each starting half a window after the last; every token is
+  // scored once, in the first window where it is not the window's first token.
+  const int64_t stride = std::max<int64_t>(1, context / 2);
   const int64_t vocab = model.config().vocab_size;
+  KVCache cache = model.make_cache(1, std::min(context, count));
   double total = 0.0;
-  for (int64_t t = 0; t + 1 < count; ++t) {
-    std::span<const float> row(logits.data() + t * vocab, static_cast<size_t>(vocab));
-    total -= log_probability(row, ids[t + 1]);
+  int64_t scored_until = 0;  // targets [1, scored_until] are done
+  for (int64_t begin = 0; scored_until < count - 1; begin += stride) {
+    const int64_t end = std::min(begin + context, count);
+    cache.clear();
+    std::vector<float> logits =
+        model.backend().to_host(model.forward(ids.subspan(begin, end - begin), 1, cache));
+    for (int64_t target = std::max(begin + 1, scored_until + 1); target < end; ++target) {
+      std::span<const float> row(logits.data() + (target - 1 - begin) * vocab,
+                                 static_cast<size_t>(vocab));
+      total -= log_probability(row, ids[target]);
+    }
+    scored_until = end - 1;
   }
   PerplexityResult result;
   result.tokens = count;

@@ -14,6 +14,7 @@ namespace {
 struct PerplexityArgs {
   std::string model;
   PromptInput input;
+  int64_t context = 0;
   bool as_json = false;
   std::string backend = "cpu";
 };
@@ -24,7 +25,7 @@ void run_perplexity(const PerplexityArgs& args) {
   std::vector<int32_t> ids = args.input.token_ids(tokenizer ? &*tokenizer : nullptr, true);
   auto backend = make_backend(args.backend);
   auto model = Model::load(checkpoint, *backend);
-  PerplexityResult result = perplexity(*model, ids);
+  PerplexityResult result = perplexity(*model, ids, args.context);
   if (args.as_json) {
     nlohmann::ordered_json out;
     out["tokens"] = result.tokens;
@@ -44,6 +45,10 @@ void add_perplexity_command(CLI::App& app) {
   auto args = std::make_shared<PerplexityArgs>();
   command->add_option("--model,-m", args->model, "Model directory")->required();
   add_prompt_options(*command, args->input, "ids", "text");
+  command
+      ->add_option("--ctx", args->context,
+                   "Score in windows of this many tokens, advancing by half (0: one window)")
+      ->check(CLI::NonNegativeNumber);
   command->add_option("--backend", args->backend, "cpu")->capture_default_str();
   command->add_flag("--json", args->as_json, "Print one JSON object");
   command->callback([args] { run_perplexity(*args); });
