@@ -4,9 +4,13 @@
 // format's error bound.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstring>
+#include <random>
 
+#include "flow2/error.h"
 #include "flow2/quant.h"
 #include "flow2/safetensors.h"
 #include "test_support.h"
@@ -180,6 +184,212 @@ TEST(QuantBlocks, RoundTripsStayWithinTheStep) {
       }
     }
   }
+}
+
+// --- K-type encoders --------------------------------------------------------------------------
+
+// Rows of 256 * 8 elements of different shapes, each a named case.
+std::vector<std::pair<std::string, std::vector<float>>> k_cases() {
+  const size_t n = 256 * 8;
+  std::vector<std::pair<std::string, std::vector<float>>> cases;
+  cases.emplace_back("normal", testing::random_values(n, 11, 1.5f));
+  std::mt19937_64 rng(12);
+  std::uniform_real_distribution<float> uniform(-3.0f, 5.0f);
+  std::vector<float> values(n);
+  for (auto& v : values) v = uniform(rng);
+  cases.emplace_back("uniform", values);
+  for (auto& v : values) v = std::abs(uniform(rng)) + 0.5f;  // all positive: the minimum is 0
+  cases.emplace_back("positive", values);
+  for (auto& v : values) v = -std::abs(uniform(rng)) - 2.0f;  // all negative
+  cases.emplace_back("negative", values);
+  values = testing::random_values(n, 13, 0.02f);  // small weights with a few large outliers
+  for (size_t i = 7; i < n; i += 97) values[i] = (i % 2 ? 1.0f : -1.0f) * (3.0f + i % 5);
+  cases.emplace_back("outliers", values);
+  cases.emplace_back("zero", std::vector<float>(n, 0.0f));
+  values.assign(n, 0.0f);  // constant rows of 256, positive and negative
+  for (size_t b = 0; b < n / 256; ++b) {
+    std::fill_n(values.begin() + b * 256, 256, (b % 2 ? -1.0f : 1.0f) * (0.25f + b));
+  }
+  cases.emplace_back("constant", values);
+  values = testing::random_values(n, 14, 1.0f);  // sub-blocks of very different ranges
+  for (size_t i = 0; i < n; ++i) values[i] *= std::pow(10.0f, static_cast<float>(i / 32 % 4) - 2);
+  cases.emplace_back("mixed ranges", values);
+  return cases;
+}
+
+std::vector<float> round_trip(DType dtype, const std::vector<float>& values) {
+  std::vector<uint8_t> blocks(dtype_bytes(dtype, values.size()));
+  quantize_blocks(dtype, values.data(), values.size(), blocks.data());
+  std::vector<float> decoded(values.size());
+  dequantize_blocks(dtype, blocks.data(), decoded.size(), decoded.data());
+  return decoded;
+}
+
+// An f16 scale stored rounded up exceeds its float value by at most a relative 2^-10 (normal
+// numbers) or 2^-24 (subnormal ones).
+float f16_up(float value) {
+  return value * (1.0f + 1.0f / 1024) + 6e-8f;
+}
+
+// The error bound of each element of a 256-element block (ggml_quantize.cpp derives it):
+//   Q4_K/Q5_K (L = 15/31 steps, sub-blocks of 32, lo = min(0, min x), hi = max x): the offset
+//     exceeds -lo by less than dmin = f16_up(max(-lo) / 63), so the wanted step is at most
+//     (hi - lo + dmin) / L; the 6-bit scale rounded up adds less than d = f16_up(max step / 63);
+//     nothing is clipped, so |x - x'| <= (step + d) / 2.
+//   Q6_K (sub-blocks of 16): the wanted step is at most max|x| / 31, the 8-bit scale rounded up
+//     adds less than d = f16_up(max step / 127), and |x - x'| <= (step + d) / 2.
+// Plus float rounding of the decoder's products: 1e-6 of the block's magnitude.
+std::vector<float> k_bounds(DType dtype, const float* x) {
+  std::vector<float> bound(256);
+  float amax = 0.0f;
+  for (int e = 0; e < 256; ++e) amax = std::max(amax, std::abs(x[e]));
+  const float rounding = 1e-6f * amax + 1e-12f;
+  if (dtype == DType::Q6_K) {
+    float step[16], largest = 0.0f;
+    for (int j = 0; j < 16; ++j) {
+      float extent = 0.0f;
+      for (int l = 0; l < 16; ++l) extent = std::max(extent, std::abs(x[j * 16 + l]));
+      step[j] = extent / 31.0f;
+      largest = std::max(largest, step[j]);
+    }
+    const float d = f16_up(largest / 127.0f);
+    for (int e = 0; e < 256; ++e) bound[e] = 0.5f * (step[e / 16] + d) + rounding;
+    return bound;
+  }
+  const float levels = dtype == DType::Q4_K ? 15.0f : 31.0f;
+  float low[8], high[8], largest_offset = 0.0f;
+  for (int j = 0; j < 8; ++j) {
+    low[j] = 0.0f, high[j] = x[j * 32];
+    for (int l = 0; l < 32; ++l) {
+      low[j] = std::min(low[j], x[j * 32 + l]), high[j] = std::max(high[j], x[j * 32 + l]);
+    }
+    largest_offset = std::max(largest_offset, -low[j]);
+  }
+  const float dmin = f16_up(largest_offset / 63.0f);
+  float step[8], largest = 0.0f;
+  for (int j = 0; j < 8; ++j) {
+    step[j] = (high[j] - low[j] + dmin) / levels;
+    largest = std::max(largest, step[j]);
+  }
+  const float d = f16_up(largest / 63.0f);
+  for (int e = 0; e < 256; ++e) bound[e] = 0.5f * (step[e / 32] + d) + rounding;
+  return bound;
+}
+
+TEST(QuantBlocks, KRoundTripsStayWithinHalfTheEffectiveStep) {
+  for (const auto& [name, values] : k_cases()) {
+    for (DType dtype : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+      std::vector<float> decoded = round_trip(dtype, values);
+      for (size_t b = 0; b < values.size() / 256; ++b) {
+        std::vector<float> bound = k_bounds(dtype, values.data() + b * 256);
+        for (size_t e = 0; e < 256; ++e) {
+          const size_t i = b * 256 + e;
+          ASSERT_LE(std::abs(decoded[i] - values[i]), bound[e])
+              << dtype_name(dtype) << " " << name << " element " << i << ": " << values[i] << " -> "
+              << decoded[i];
+        }
+      }
+      if (name == "zero") {
+        for (float v : decoded) ASSERT_EQ(v, 0.0f) << dtype_name(dtype);
+      }
+    }
+  }
+}
+
+double rms_error(DType dtype, const std::vector<float>& values) {
+  std::vector<float> decoded = round_trip(dtype, values);
+  double sum = 0.0;
+  for (size_t i = 0; i < values.size(); ++i) sum += std::pow(decoded[i] - values[i], 2.0);
+  return std::sqrt(sum / static_cast<double>(values.size()));
+}
+
+// More bits, smaller errors: on Gaussian weights Q8_0 < Q6_K < Q5_K < Q4_K < Q4_0, and Q4_K
+// (6-bit scales and minimums per 32) stays close to Q4_1 (f16 scale and minimum per 32).
+TEST(QuantBlocks, KRmsErrorsOrderByBits) {
+  std::vector<float> values = testing::random_values(256 * 64, 21, 1.0f);
+  const double q8_0 = rms_error(DType::Q8_0, values), q6_k = rms_error(DType::Q6_K, values),
+               q5_k = rms_error(DType::Q5_K, values), q4_k = rms_error(DType::Q4_K, values),
+               q4_1 = rms_error(DType::Q4_1, values), q4_0 = rms_error(DType::Q4_0, values);
+  RecordProperty("rms", fmt::format("Q8_0 {:.4f} Q6_K {:.4f} Q5_K {:.4f} Q4_K {:.4f} Q4_1 {:.4f} "
+                                    "Q4_0 {:.4f}",
+                                    q8_0, q6_k, q5_k, q4_k, q4_1, q4_0));
+  EXPECT_LT(q8_0, q6_k);
+  EXPECT_LT(q6_k, q5_k);
+  EXPECT_LT(q5_k, q4_k);
+  EXPECT_LT(q4_k, q4_0);
+  EXPECT_LT(q4_k, 1.1 * q4_1);
+  // Uniform steps of a unit Gaussian's range: about range / (2^bits - 1) / sqrt(12).
+  EXPECT_LT(q6_k, 0.03);
+  EXPECT_LT(q5_k, 0.06);
+  EXPECT_LT(q4_k, 0.12);
+}
+
+// Decodes a K block by the layout the known-answer tests above spell out (not through
+// dequantize_blocks), and checks every field the encoder wrote is in its range.
+std::vector<float> decode_k_by_layout(DType dtype, const uint8_t* block) {
+  auto half_at = [&](size_t offset) {
+    uint16_t bits;
+    std::memcpy(&bits, block + offset, 2);
+    return f16_to_f32(bits);
+  };
+  std::vector<float> out(256);
+  if (dtype == DType::Q6_K) {
+    const auto* scales = reinterpret_cast<const int8_t*>(block + 192);
+    const float d = half_at(208);
+    for (int e = 0; e < 256; ++e) {
+      int half_block = e / 128, k = (e % 128) / 32, l = e % 32;
+      int low = (block[half_block * 64 + l + (k % 2) * 32] >> (k >= 2 ? 4 : 0)) & 0x0f;
+      int high = (block[128 + half_block * 32 + l] >> (2 * k)) & 3;
+      EXPECT_NE(scales[e / 16], -128);
+      out[e] = d * scales[e / 16] * ((low | (high << 4)) - 32);
+    }
+    return out;
+  }
+  const float d = half_at(0), dmin = half_at(2);
+  EXPECT_GE(d, 0.0f);
+  EXPECT_GE(dmin, 0.0f);
+  const uint8_t* packed = block + 4;
+  int scale[8], minimum[8];
+  for (int i = 0; i < 4; ++i) {  // the inverse of pack_k_scales
+    scale[i] = packed[i] & 63;
+    minimum[i] = packed[4 + i] & 63;
+    scale[4 + i] = (packed[8 + i] & 0x0f) | ((packed[i] >> 6) << 4);
+    minimum[4 + i] = (packed[8 + i] >> 4) | ((packed[4 + i] >> 6) << 4);
+  }
+  const bool five = dtype == DType::Q5_K;
+  for (int e = 0; e < 256; ++e) {
+    int sub = e / 32, l = e % 32, pair = e / 64;
+    bool high_half = (e % 64) >= 32;
+    int value = (block[(five ? 48 : 16) + pair * 32 + l] >> (high_half ? 4 : 0)) & 0x0f;
+    if (five && (block[16 + l] & (1 << sub))) value += 16;
+    out[e] = d * scale[sub] * value - dmin * minimum[sub];
+  }
+  return out;
+}
+
+TEST(QuantBlocks, EncodedKBlocksDecodeAlikeByTheKnownAnswerLayout) {
+  for (const auto& [name, values] : k_cases()) {
+    for (DType dtype : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+      std::vector<uint8_t> blocks(dtype_bytes(dtype, values.size()));
+      quantize_blocks(dtype, values.data(), values.size(), blocks.data());
+      std::vector<float> decoded(values.size());
+      dequantize_blocks(dtype, blocks.data(), decoded.size(), decoded.data());
+      for (size_t b = 0; b < values.size() / 256; ++b) {
+        std::vector<float> expected =
+            decode_k_by_layout(dtype, blocks.data() + b * dtype_size(dtype));
+        for (size_t e = 0; e < 256; ++e) {
+          ASSERT_EQ(decoded[b * 256 + e], expected[e]) << dtype_name(dtype) << " " << name;
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantBlocks, KTypesNeedWholeSuperBlocks) {
+  std::vector<float> values(32 * 9, 1.0f);
+  std::vector<uint8_t> blocks(1024);
+  EXPECT_THROW(quantize_blocks(DType::Q4_K, values.data(), values.size(), blocks.data()), Error);
+  EXPECT_THROW(quantize_blocks(DType::F16, values.data(), 256, blocks.data()), Error);
 }
 
 }  // namespace
