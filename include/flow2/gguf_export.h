@@ -12,8 +12,9 @@
 namespace flow2 {
 
 struct GgufExportOptions {
-  // The type of 2-D weights whose rows are whole blocks: F32, F16, Q8_0, Q4_0 or Q4_1.
-  // Norm weights and biases stay F32.
+  // The type of 2-D weights: F32, F16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K or Q6_K. Matrices whose rows
+  // are not whole blocks fall back: Q4_K to Q4_1, Q5_K and Q6_K to Q8_0 (or F16 where rows are not
+  // whole blocks of 32 either), the 32-element types to F32. Norm weights and biases stay F32.
   DType weight_type = DType::F32;
 };
 

@@ -147,6 +147,23 @@ HostTensor owned_tensor(std::string name, DType dtype, Shape shape, std::vector<
   return HostTensor{std::move(name), dtype, std::move(shape), *storage, storage};
 }
 
+// The type of a matrix whose rows have `row_length` elements: `weight_type` where rows are whole
+// blocks. Otherwise the K types fall back as llama.cpp's quantizer does, to a type of 32-element
+// blocks (Q4_K -> Q4_1, where llama.cpp takes Q5_0, which flow2 does not write; Q5_K and
+// Q6_K -> Q8_0), or to F16 where rows are not whole blocks of 32 either; the 32-element types
+// fall back to F32.
+DType matrix_type(DType weight_type, int64_t row_length) {
+  auto whole_blocks = [&](DType dtype) {
+    return row_length % static_cast<int64_t>(dtype_block_elements(dtype)) == 0;
+  };
+  if (whole_blocks(weight_type)) return weight_type;
+  if (weight_type == DType::Q4_K || weight_type == DType::Q5_K || weight_type == DType::Q6_K) {
+    const DType fallback = weight_type == DType::Q4_K ? DType::Q4_1 : DType::Q8_0;
+    return whole_blocks(fallback) ? fallback : DType::F16;
+  }
+  return DType::F32;
+}
+
 HostTensor encode(std::string name, const std::vector<float>& values, Shape shape, DType dtype) {
   std::vector<std::byte> bytes(dtype_bytes(dtype, values.size()));
   if (dtype == DType::F32) {
@@ -173,8 +190,10 @@ void export_gguf(const Checkpoint& checkpoint, const std::filesystem::path& path
   check(!checkpoint.gguf, "{}: already a GGUF file", source);
   const DType weight_type = options.weight_type;
   check(weight_type == DType::F32 || weight_type == DType::F16 || weight_type == DType::Q8_0 ||
-            weight_type == DType::Q4_0 || weight_type == DType::Q4_1,
-        "GGUF export writes F32, F16, Q8_0, Q4_0 or Q4_1 weights, not {}", dtype_name(weight_type));
+            weight_type == DType::Q4_0 || weight_type == DType::Q4_1 ||
+            weight_type == DType::Q4_K || weight_type == DType::Q5_K || weight_type == DType::Q6_K,
+        "GGUF export writes F32, F16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K or Q6_K weights, not {}",
+        dtype_name(weight_type));
 
   GgufMetadata metadata;
   auto u32 = [](int64_t value) { return GgufValue::of_uint32(static_cast<uint32_t>(value)); };
@@ -239,12 +258,7 @@ void export_gguf(const Checkpoint& checkpoint, const std::filesystem::path& path
     } else if (name.ends_with("k_proj.weight")) {
       values = permute_rows(values, tensor.shape[0], tensor.shape[1], config.num_kv_heads);
     }
-    DType dtype = DType::F32;
-    if (matrix &&
-        (!is_quantized(weight_type) ||
-         tensor.shape[1] % static_cast<int64_t>(dtype_block_elements(weight_type)) == 0)) {
-      dtype = weight_type;
-    }
+    const DType dtype = matrix ? matrix_type(weight_type, tensor.shape[1]) : DType::F32;
     tensors.push_back(encode(*target, values, tensor.shape, dtype));
   }
   write_gguf(path, metadata, tensors);
