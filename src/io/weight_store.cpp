@@ -17,6 +17,22 @@ void WeightStore::add_file(const std::filesystem::path& file, uint64_t size) {
   bytes_on_disk_ += size;
 }
 
+void WeightStore::replace(HostTensor tensor) {
+  auto it = tensors_.find(tensor.name);
+  check(it != tensors_.end(), "{}: missing tensor '{}'", source_, tensor.name);
+  it->second = std::move(tensor);
+}
+
+void WeightStore::remove(const std::string& name) {
+  tensors_.erase(name);
+  file_of_.erase(name);
+}
+
+std::string WeightStore::file_of(const std::string& name) const {
+  auto it = file_of_.find(name);
+  return it == file_of_.end() ? source_ : it->second;
+}
+
 const HostTensor* WeightStore::find(const std::string& name) const {
   auto it = tensors_.find(name);
   return it == tensors_.end() ? nullptr : &it->second;

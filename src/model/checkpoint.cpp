@@ -1,5 +1,6 @@
 #include "flow2/error.h"
 #include "flow2/model.h"
+#include "io/mlx_quantization.h"
 
 namespace flow2 {
 
@@ -13,6 +14,8 @@ Checkpoint open_checkpoint(const std::filesystem::path& path) {
         path.string());
   ModelConfig config = load_model_config(path);
   WeightStore weights = open_safetensors_weights(path);
+  // MLX quantized checkpoints: each weight/scales/biases triple becomes one compact weight.
+  unpack_mlx_weights(weights, read_mlx_quantization(path));
   return Checkpoint{path, std::move(config), std::move(weights), nullptr};
 }
 
