@@ -1,6 +1,7 @@
 // Converting a checkpoint to GGUF as llama.cpp lays it out: llama-family tensors under ggml
-// names, q/k rows in llama.cpp's interleaved RoPE order, hyper-parameters and the byte-level
-// vocabulary in the metadata; 2-D weights optionally quantized.
+// names, q/k rows in llama.cpp's interleaved RoPE order (GPT-2: Conv1D weights transposed to
+// [out, in], fused qkv kept), hyper-parameters and the byte-level vocabulary in the metadata;
+// 2-D weights optionally quantized.
 #pragma once
 
 #include <filesystem>
@@ -18,8 +19,8 @@ struct GgufExportOptions {
   DType weight_type = DType::F32;
 };
 
-// Writes `checkpoint` (a Hugging Face directory of the llama family with its tokenizer.json) to
-// `path` atomically.
+// Writes `checkpoint` (a Hugging Face llama, mistral or gpt2 directory with its tokenizer.json)
+// to `path` atomically. Features the GGUF architecture cannot express are errors.
 void export_gguf(const Checkpoint& checkpoint, const std::filesystem::path& path,
                  const GgufExportOptions& options);
 

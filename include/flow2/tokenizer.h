@@ -34,12 +34,13 @@ class Tokenizer {
   static Tokenizer from_json_text(std::string_view text, const std::string& source);
   // Builds a tokenizer from tokenizer.json's parts: `sections` holds added_tokens, normalizer,
   // pre_tokenizer, post_processor and decoder; the BPE model is `model_options` (the "model"
-  // object without vocab and merges), `vocab` and `merges` (in rank order).
+  // object without vocab and merges), `vocab` and `merges` (in rank order, or ranked by
+  // `merge_ranks` when given: equal ranks apply leftmost first).
   static Tokenizer from_parts(
       const nlohmann::json& sections, const nlohmann::json& model_options,
       std::vector<std::pair<std::string_view, int64_t>> vocab,
       const std::vector<std::pair<std::string_view, std::string_view>>& merges,
-      const std::string& source);
+      const std::string& source, std::span<const int32_t> merge_ranks = {});
   ~Tokenizer();
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;

@@ -1,7 +1,8 @@
 // A GGUF file as a checkpoint: model config from the metadata, tensors renamed to Hugging Face
 // names. llama.cpp's converter reorders the rows of the Llama q/k projections for its
 // interleaved RoPE; they are put back in the rotate-half order that flow2's RoPE (and
-// transformers') expects.
+// transformers') expects. GPT-2 tensors keep their GGUF names: their [out, in] layout is not
+// that of Hugging Face's Conv1D weights, and bind_gpt2_weights reads them as they are.
 #include <fmt/format.h>
 
 #include <cstring>
@@ -80,6 +81,38 @@ ModelConfig llama_family_config(const GgufFile& file, const std::string& archite
   return config;
 }
 
+// llama.cpp's gpt2 graph: LayerNorm, learned positions, fused qkv, gelu (tanh approximation).
+ModelConfig gpt2_config(const GgufFile& file) {
+  Metadata meta(file, "gpt2");
+  ModelConfig config;
+  config.model_type = "gpt2";
+  config.architecture = "GPT2LMHeadModel";
+  config.family = ModelFamily::Gpt2;
+  config.num_layers = static_cast<int64_t>(meta.required_uint("block_count"));
+  config.hidden_size = static_cast<int64_t>(meta.required_uint("embedding_length"));
+  config.intermediate_size = static_cast<int64_t>(
+      meta.optional_uint("feed_forward_length").value_or(4 * config.hidden_size));
+  config.num_heads = static_cast<int64_t>(meta.required_uint("attention.head_count"));
+  check(config.num_heads > 0 && config.hidden_size % config.num_heads == 0,
+        "{}: gpt2.embedding_length {} does not split into {} heads", file.source(),
+        config.hidden_size, config.num_heads);
+  config.num_kv_heads = config.num_heads;
+  config.head_dim = config.hidden_size / config.num_heads;
+  config.max_position_embeddings = static_cast<int64_t>(meta.required_uint("context_length"));
+  config.norm_eps = meta.optional_float("attention.layer_norm_epsilon").value_or(1e-5);
+  config.activation = Activation::GeluTanh;
+  config.qkv_bias = config.o_bias = config.mlp_bias = true;
+  config.rope.type = RopeType::None;
+  return config;
+}
+
+bool is_gpt2_name(const std::string& name) {
+  static const std::regex kName(
+      R"((token_embd|position_embd|output)\.weight|output_norm\.(weight|bias)|)"
+      R"(blk\.\d+\.(attn_norm|attn_qkv|attn_output|ffn_norm|ffn_up|ffn_down)\.(weight|bias))");
+  return std::regex_match(name, kName);
+}
+
 // Puts the rows of a q or k projection (`heads` heads of `head_dim` rows) back from llama.cpp's
 // interleaved order (pairs 2i, 2i+1) into rotate-half order (i, i + head_dim / 2).
 HostTensor unpermute_rows(const HostTensor& tensor, int64_t heads, const std::string& source) {
@@ -140,9 +173,10 @@ Checkpoint open_gguf_checkpoint(const std::filesystem::path& path) {
   const GgufValue* architecture_value = file->find("general.architecture");
   check(architecture_value != nullptr, "{}: missing GGUF key 'general.architecture'", source);
   const std::string architecture = architecture_value->as_string("general.architecture");
-  check(architecture == "llama" || architecture == "qwen2",
-        "{}: GGUF architecture '{}' is not supported (llama, qwen2)", source, architecture);
-  ModelConfig config = llama_family_config(*file, architecture);
+  check(architecture == "llama" || architecture == "qwen2" || architecture == "gpt2",
+        "{}: GGUF architecture '{}' is not supported (llama, qwen2, gpt2)", source, architecture);
+  const bool gpt2 = architecture == "gpt2";
+  ModelConfig config = gpt2 ? gpt2_config(*file) : llama_family_config(*file, architecture);
 
   WeightStore store(source);
   store.add_file(path, file->file_size());
@@ -150,6 +184,13 @@ Checkpoint open_gguf_checkpoint(const std::filesystem::path& path) {
   // llama.cpp permutes q/k rows for the llama architecture only (Qwen2 keeps rotate-half).
   const bool permuted = architecture == "llama";
   for (const auto& tensor : file->tensors()) {
+    if (gpt2) {
+      check(is_gpt2_name(tensor.name), "{}: unexpected tensor '{}' for architecture gpt2", source,
+            tensor.name);
+      has_output |= tensor.name == "output.weight";
+      store.add(tensor, path.string());
+      continue;
+    }
     if (tensor.name == "rope_freqs.weight") {
       config.rope.frequency_factors = tensor.to_f32();
       continue;
@@ -169,8 +210,9 @@ Checkpoint open_gguf_checkpoint(const std::filesystem::path& path) {
     store.add(std::move(renamed), path.string());
   }
   config.tie_word_embeddings = !has_output;
-  config.qkv_bias = has_qkv_bias;
-  const HostTensor& embeddings = store.get("model.embed_tokens.weight");
+  if (!gpt2) config.qkv_bias = has_qkv_bias;
+  const HostTensor& embeddings =
+      store.get(gpt2 ? "token_embd.weight" : "model.embed_tokens.weight");
   config.vocab_size = embeddings.shape.at(0);
   config.bos_token_id = token_id(*file, "tokenizer.ggml.bos_token_id");
   if (auto eos = token_id(*file, "tokenizer.ggml.eos_token_id"))

@@ -179,14 +179,107 @@ HostTensor encode(std::string name, const std::vector<float>& values, Shape shap
   return owned_tensor(std::move(name), dtype, std::move(shape), std::move(bytes));
 }
 
+// The storage type of one tensor: matrices take `weight_type` (or its fallback, matrix_type),
+// everything else stays float32.
+DType storage_type(const Shape& shape, DType weight_type) {
+  if (shape.size() != 2) return DType::F32;
+  return matrix_type(weight_type, shape[1]);
+}
+
+std::vector<float> transposed(const std::vector<float>& values, int64_t rows, int64_t cols) {
+  std::vector<float> out(values.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) out[c * rows + r] = values[r * cols + c];
+  }
+  return out;
+}
+
+// Hugging Face GPT-2 name (without "transformer.") -> ggml name, and whether the weight is a
+// Conv1D [in, out] matrix that llama.cpp stores transposed.
+std::optional<std::pair<std::string, bool>> gpt2_ggml_name(const std::string& name) {
+  static const std::pair<const char*, const char*> kGlobal[] = {
+      {"wte.weight", "token_embd.weight"},
+      {"wpe.weight", "position_embd.weight"},
+      {"ln_f.weight", "output_norm.weight"},
+      {"ln_f.bias", "output_norm.bias"},
+      {"lm_head.weight", "output.weight"}};
+  for (const auto& [from, to] : kGlobal) {
+    if (name == from) return std::pair(std::string(to), false);
+  }
+  static const std::regex kLayer(R"(h\.(\d+)\.(.+)\.(weight|bias))");
+  static const std::pair<const char*, const char*> kParts[] = {
+      {"ln_1", "attn_norm"}, {"attn.c_attn", "attn_qkv"}, {"attn.c_proj", "attn_output"},
+      {"ln_2", "ffn_norm"},  {"mlp.c_fc", "ffn_up"},      {"mlp.c_proj", "ffn_down"}};
+  std::smatch match;
+  if (!std::regex_match(name, match, kLayer)) return std::nullopt;
+  for (const auto& [from, to] : kParts) {
+    if (match[2] == from) {
+      const bool conv1d = match[3] == "weight" && match[2].str().find('.') != std::string::npos;
+      return std::pair(fmt::format("blk.{}.{}.{}", match[1].str(), to, match[3].str()), conv1d);
+    }
+  }
+  return std::nullopt;
+}
+
+// GPT-2 in llama.cpp's gpt2 layout. Its graph has no per-layer attention scaling and uses the
+// tanh approximation of gelu, so models that differ there are refused rather than changed.
+void export_gpt2(const Checkpoint& checkpoint, const std::filesystem::path& path,
+                 DType weight_type) {
+  const ModelConfig& config = checkpoint.config;
+  const std::string source = checkpoint.path.string();
+  check(config.activation == Activation::GeluTanh,
+        "{}: llama.cpp's gpt2 uses gelu_new (tanh); this model's activation has no GGUF form",
+        source);
+  check(config.scale_attn_weights && !config.scale_attn_by_inverse_layer_idx,
+        "{}: GGUF gpt2 has no form for scale_attn_weights=false or "
+        "scale_attn_by_inverse_layer_idx",
+        source);
+  GgufMetadata metadata;
+  auto u32 = [](int64_t value) { return GgufValue::of_uint32(static_cast<uint32_t>(value)); };
+  metadata.emplace_back("general.architecture", GgufValue::of_string("gpt2"));
+  metadata.emplace_back("general.name", GgufValue::of_string(checkpoint.path.filename().string()));
+  metadata.emplace_back("gpt2.block_count", u32(config.num_layers));
+  metadata.emplace_back("gpt2.context_length", u32(config.max_position_embeddings));
+  metadata.emplace_back("gpt2.embedding_length", u32(config.hidden_size));
+  metadata.emplace_back("gpt2.feed_forward_length", u32(config.intermediate_size));
+  metadata.emplace_back("gpt2.attention.head_count", u32(config.num_heads));
+  metadata.emplace_back("gpt2.attention.layer_norm_epsilon",
+                        GgufValue::of_float32(static_cast<float>(config.norm_eps)));
+  add_vocabulary(metadata, checkpoint);
+
+  std::vector<HostTensor> tensors;
+  for (const auto& [full_name, tensor] : checkpoint.weights.tensors()) {
+    std::string name = full_name;
+    if (name.starts_with("transformer.")) name = name.substr(std::strlen("transformer."));
+    // Attention-mask buffers of older checkpoints, and a head that only repeats wte.
+    if (name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias")) continue;
+    if (name == "lm_head.weight" && config.tie_word_embeddings) continue;
+    auto target = gpt2_ggml_name(name);
+    check(target.has_value(), "{}: tensor '{}' has no GGUF name", source, full_name);
+    std::vector<float> values = tensor.to_f32();
+    Shape shape = tensor.shape;
+    if (target->second) {
+      check(shape.size() == 2, "{}: tensor '{}' is not a matrix", source, full_name);
+      values = transposed(values, shape[0], shape[1]);
+      shape = {shape[1], shape[0]};
+    }
+    // llama.cpp's quantizer leaves position embeddings alone.
+    const DType dtype = target->first == "position_embd.weight" && is_quantized(weight_type)
+                            ? DType::F32
+                            : storage_type(shape, weight_type);
+    tensors.push_back(encode(target->first, values, shape, dtype));
+  }
+  write_gguf(path, metadata, tensors);
+}
+
 }  // namespace
 
 void export_gguf(const Checkpoint& checkpoint, const std::filesystem::path& path,
                  const GgufExportOptions& options) {
   const ModelConfig& config = checkpoint.config;
   const std::string source = checkpoint.path.string();
-  check(config.family == ModelFamily::Llama && config.model_type != "qwen2",
-        "{}: GGUF export supports llama and mistral models", source);
+  check(config.model_type != "qwen2", "{}: GGUF export supports llama, mistral and gpt2 models",
+        source);
   check(!checkpoint.gguf, "{}: already a GGUF file", source);
   const DType weight_type = options.weight_type;
   check(weight_type == DType::F32 || weight_type == DType::F16 || weight_type == DType::Q8_0 ||
@@ -194,6 +287,10 @@ void export_gguf(const Checkpoint& checkpoint, const std::filesystem::path& path
             weight_type == DType::Q4_K || weight_type == DType::Q5_K || weight_type == DType::Q6_K,
         "GGUF export writes F32, F16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K or Q6_K weights, not {}",
         dtype_name(weight_type));
+  if (config.family == ModelFamily::Gpt2) {
+    export_gpt2(checkpoint, path, weight_type);
+    return;
+  }
 
   GgufMetadata metadata;
   auto u32 = [](int64_t value) { return GgufValue::of_uint32(static_cast<uint32_t>(value)); };
@@ -252,14 +349,13 @@ void export_gguf(const Checkpoint& checkpoint, const std::filesystem::path& path
     auto target = ggml_name(name);
     check(target.has_value(), "{}: tensor '{}' has no GGUF name", source, name);
     std::vector<float> values = tensor.to_f32();
-    const bool matrix = tensor.shape.size() == 2;
     if (name.ends_with("q_proj.weight")) {
       values = permute_rows(values, tensor.shape[0], tensor.shape[1], config.num_heads);
     } else if (name.ends_with("k_proj.weight")) {
       values = permute_rows(values, tensor.shape[0], tensor.shape[1], config.num_kv_heads);
     }
-    const DType dtype = matrix ? matrix_type(weight_type, tensor.shape[1]) : DType::F32;
-    tensors.push_back(encode(*target, values, tensor.shape, dtype));
+    tensors.push_back(
+        encode(*target, values, tensor.shape, storage_type(tensor.shape, weight_type)));
   }
   write_gguf(path, metadata, tensors);
 }

@@ -27,7 +27,7 @@ std::optional<std::string> optional_string(const json& object, const char* key) 
 
 BpeModel BpeModel::build(const json& model, std::vector<std::pair<std::string_view, int64_t>> vocab,
                          const std::vector<std::pair<std::string_view, std::string_view>>& merges,
-                         const std::string& where) {
+                         const std::string& where, std::span<const int32_t> ranks) {
   check(model.is_object(), "{}: 'model' must be an object", where);
   auto type = optional_string(model, "type");
   check(!type || *type == "BPE", "{}: unsupported model type '{}' (only BPE is supported)", where,
@@ -65,13 +65,16 @@ BpeModel BpeModel::build(const json& model, std::vector<std::pair<std::string_vi
                                              bpe.vocab_.find(merged, bpe.id_to_token_)};
     }
   }
+  check(ranks.empty() || ranks.size() == merges.size(), "{}: {} merge ranks for {} merges", where,
+        ranks.size(), merges.size());
   bpe.merges_.reserve(merges.size());
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [left_id, right_id, merged_id] = resolved[rank];
     check(left_id >= 0 && right_id >= 0 && merged_id >= 0,
           "{}: merge {} ('{}' + '{}') uses tokens not in the vocab", where, rank,
           merges[rank].first, merges[rank].second);
-    bpe.merges_.assign(left_id, right_id, Merge{static_cast<int32_t>(rank), merged_id});
+    const int32_t order = ranks.empty() ? static_cast<int32_t>(rank) : ranks[rank];
+    bpe.merges_.assign(left_id, right_id, Merge{order, merged_id});
   }
   if (auto unk = optional_string(model, "unk_token")) {
     bpe.unk_id_ = bpe.token_to_id(*unk);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -21,10 +22,12 @@ class BpeModel {
  public:
   // `options` is the "model" object without its vocab and merges (type, unk_token, fuse_unk,
   // byte_fallback, ...); `vocab` the token -> id entries; `merges` the pairs in rank order.
+  // `ranks`, when given, holds each merge's rank instead of its position: merges of equal rank
+  // apply leftmost first (SentencePiece vocabularies, where ranks come from token scores).
   static BpeModel build(const nlohmann::json& options,
                         std::vector<std::pair<std::string_view, int64_t>> vocab,
                         const std::vector<std::pair<std::string_view, std::string_view>>& merges,
-                        const std::string& where);
+                        const std::string& where, std::span<const int32_t> ranks = {});
 
   // Appends the ids of one pre-tokenized word.
   void tokenize(std::string_view word, std::vector<int32_t>& ids) const;

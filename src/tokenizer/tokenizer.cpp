@@ -165,14 +165,14 @@ Tokenizer Tokenizer::from_parts(
     const nlohmann::json& sections, const nlohmann::json& model_options,
     std::vector<std::pair<std::string_view, int64_t>> vocab,
     const std::vector<std::pair<std::string_view, std::string_view>>& merges,
-    const std::string& source) {
+    const std::string& source, std::span<const int32_t> merge_ranks) {
   auto member = [&](const char* key) {
     auto it = sections.find(key);
     return it == sections.end() ? nlohmann::json() : *it;
   };
   auto impl = std::make_unique<Impl>();
   impl->source = source;
-  impl->model = BpeModel::build(model_options, std::move(vocab), merges, source);
+  impl->model = BpeModel::build(model_options, std::move(vocab), merges, source, merge_ranks);
   impl->added = AddedVocabulary::from_json(member("added_tokens"), source);
   impl->normalizer = make_normalizer(member("normalizer"), source);
   impl->pre_tokenizer = make_pre_tokenizer(member("pre_tokenizer"), source);
