@@ -1,4 +1,5 @@
-// flow2 convert: a Hugging Face llama-family directory to a GGUF file, optionally quantized.
+// flow2 convert: a Hugging Face llama-family or GPT-2 directory to a GGUF file, optionally
+// quantized.
 #include <fmt/format.h>
 
 #include <map>
@@ -47,7 +48,8 @@ std::string type_counts(const std::filesystem::path& path) {
 void add_convert_command(CLI::App& app) {
   auto* command = app.add_subcommand("convert", "Write a model directory as a GGUF file");
   auto args = std::make_shared<ConvertArgs>();
-  command->add_option("--model,-m", args->model, "Model directory (llama, mistral)")->required();
+  command->add_option("--model,-m", args->model, "Model directory (llama, mistral, gpt2)")
+      ->required();
   command->add_option("--out,-o", args->out, "The .gguf file to write")->required();
   command
       ->add_option("--type", args->type,
