@@ -14,6 +14,7 @@
 
 #include "flow2/error.h"
 #include "flow2/quant.h"
+#include "quant/k_scales.h"
 
 namespace flow2 {
 namespace {
@@ -48,27 +49,14 @@ void decode_q4_1(const uint8_t* block, float* out) {
   }
 }
 
-// The 6-bit scale and minimum of sub-block `j` (0..7) from the 12 packed bytes of a K block:
-// sub-blocks 0-3 use the low 6 bits of bytes j and j + 4; sub-blocks 4-7 take their low 4 bits
-// from byte j + 4 and their top 2 bits from the spare top bits of bytes j - 4 and j.
-void scale_and_min(int j, const uint8_t* scales, int* scale, int* minimum) {
-  if (j < 4) {
-    *scale = scales[j] & 63;
-    *minimum = scales[j + 4] & 63;
-  } else {
-    *scale = (scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4);
-    *minimum = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
-  }
-}
-
 void decode_q4_k(const uint8_t* block, float* out) {
   const float d = half(block), dmin = half(block + 2);
   const uint8_t* scales = block + 4;
   const uint8_t* q = block + 16;
   for (int pair = 0; pair < 4; ++pair) {  // 64 elements: two sub-blocks share 32 bytes
     int scale_low, min_low, scale_high, min_high;
-    scale_and_min(2 * pair, scales, &scale_low, &min_low);
-    scale_and_min(2 * pair + 1, scales, &scale_high, &min_high);
+    k_scale_and_min(2 * pair, scales, &scale_low, &min_low);
+    k_scale_and_min(2 * pair + 1, scales, &scale_high, &min_high);
     for (int l = 0; l < 32; ++l) {
       out[l] = d * scale_low * (q[l] & 0x0f) - dmin * min_low;
       out[l + 32] = d * scale_high * (q[l] >> 4) - dmin * min_high;
@@ -85,8 +73,8 @@ void decode_q5_k(const uint8_t* block, float* out) {
   const uint8_t* q = block + 48;
   for (int pair = 0; pair < 4; ++pair) {
     int scale_low, min_low, scale_high, min_high;
-    scale_and_min(2 * pair, scales, &scale_low, &min_low);
-    scale_and_min(2 * pair + 1, scales, &scale_high, &min_high);
+    k_scale_and_min(2 * pair, scales, &scale_low, &min_low);
+    k_scale_and_min(2 * pair + 1, scales, &scale_high, &min_high);
     // Sub-block 2*pair takes its fifth bit from bit 2*pair of qh[l], the next from bit 2*pair+1.
     const int low_bit = 1 << (2 * pair), high_bit = 1 << (2 * pair + 1);
     for (int l = 0; l < 32; ++l) {

@@ -18,6 +18,8 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "flow2/error.h"
+#include "quant/int16_activations.h"
+#include "quant/integer_dot.h"
 
 extern "C" void openblas_set_num_threads(int);
 extern "C" int openblas_get_parallel();  // 0: sequential, 1: pthreads, 2: OpenMP
@@ -45,12 +47,26 @@ float dot(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
-// out[:, first:first+width] for weights that need decoding.
-void decoded_slice(float* result, const float* input, const Tensor& weight, int64_t m, int64_t n,
-                   int64_t k, int64_t first, int64_t width, float beta) {
+// out[:, first:first+width] for weights that need decoding. With `activations` (x quantized to
+// int16 blocks, for few rows of x) the packed blocks are read by integer dot products.
+void decoded_slice(float* result, const float* input, const Int16Activations* activations,
+                   const Tensor& weight, int64_t m, int64_t n, int64_t k, int64_t first,
+                   int64_t width, float beta) {
   thread_local std::vector<float> tile;
   const uint64_t row_bytes = dtype_bytes(weight.dtype(), static_cast<uint64_t>(k));
   const auto* rows = static_cast<const std::byte*>(weight.data());
+  if (activations) {
+    for (int64_t row = 0; row < m; ++row) {
+      const Int16Row x = activations->row(static_cast<size_t>(row));
+      for (int64_t r = first; r < first + width; ++r) {
+        const float value = integer_row_dot(
+            weight.dtype(), rows + static_cast<uint64_t>(r) * row_bytes, x, static_cast<size_t>(k));
+        float& target = result[row * n + r];
+        target = beta * target + value;
+      }
+    }
+    return;
+  }
   for (int64_t begin = first; begin < first + width; begin += kTileRows) {
     const int64_t count = std::min(kTileRows, first + width - begin);
     tile.resize(static_cast<size_t>(count * k));
@@ -93,6 +109,13 @@ void CpuBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, cons
   float* result = out.data_as<float>();
   const float* input = x.data_as<float>();
   const float* bias_values = bias ? bias->data_as<float>() : nullptr;
+  // Decoding a token: x becomes int16 blocks once, shared by all threads.
+  thread_local Int16Activations quantized_input;
+  const Int16Activations* activations = nullptr;
+  if (m <= kDotRows && has_integer_dot(weight.dtype())) {
+    quantized_input.quantize(input, static_cast<size_t>(m), static_cast<size_t>(k));
+    activations = &quantized_input;
+  }
 
   // Slices of at least 16 columns, at most one per thread; small products run on one thread.
   const int64_t work = m * n * std::max<int64_t>(k, 1);
@@ -120,7 +143,7 @@ void CpuBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, cons
       continue;
     }
     if (decode) {
-      decoded_slice(result, input, weight, m, n, k, first, width, beta);
+      decoded_slice(result, input, activations, weight, m, n, k, first, width, beta);
       continue;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
