@@ -1,0 +1,51 @@
+// LoRA adapters as PEFT defines them: for each adapted Linear (named as PEFT names modules),
+// y = x W^T + scaling * (x A^T) B^T with A [rank, in] and B [out, rank] in float32, scaling =
+// alpha / rank (alpha / sqrt(rank) with rsLoRA). Shared by inference (--adapter), fusing,
+// evaluation and the trainer.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "flow2/model_config.h"
+
+namespace flow2 {
+
+struct LoraConfig {
+  int64_t rank = 8;
+  float alpha = 16.0f;
+  float dropout = 0.0f;
+  bool rslora = false;
+  // PEFT module names: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj (llama
+  // family), c_attn, c_proj, c_fc (GPT-2), or the single entry "all-linear".
+  std::vector<std::string> targets;
+  // Adapt only the last `num_layers` layers (PEFT layers_to_transform); -1: every layer.
+  int64_t num_layers = -1;
+
+  float scaling() const;
+};
+
+// One adapted module. `name` is the PEFT module path without the adapter suffix, e.g.
+// "base_model.model.model.layers.0.self_attn.q_proj" or
+// "base_model.model.transformer.h.0.attn.c_attn" (GPT-2's fused attention input: its B has
+// 3 * hidden rows, q then k then v).
+struct LoraModule {
+  std::string name;
+  int64_t layer = 0;
+  std::string target;  // "q_proj", "c_attn", ...
+  int64_t in = 0, out = 0;
+  std::vector<float> a;  // [rank, in]
+  std::vector<float> b;  // [out, rank]
+};
+
+struct LoraAdapter {
+  LoraConfig config;
+  std::string base_model;  // base_model_name_or_path
+  std::vector<LoraModule> modules;
+
+  const LoraModule* find(int64_t layer, const std::string& target) const;
+};
+
+}  // namespace flow2
