@@ -34,7 +34,9 @@ struct LoraConfig {
 struct LoraModule {
   std::string name;
   int64_t layer = 0;
-  std::string target;  // "q_proj", "c_attn", ...
+  // The module's path inside its layer: "self_attn.q_proj", "mlp.gate_proj"; GPT-2
+  // "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj" (two c_proj modules per layer).
+  std::string target;
   int64_t in = 0, out = 0;
   std::vector<float> a;  // [rank, in]
   std::vector<float> b;  // [out, rank]
@@ -45,6 +47,9 @@ struct LoraAdapter {
   std::string base_model;  // base_model_name_or_path
   std::vector<LoraModule> modules;
 
+  // The module of `layer` whose target is `target` or ends in "." + `target` ("q_proj" finds
+  // "self_attn.q_proj"); nullptr when there is none. A bare name that matches two modules
+  // (GPT-2's "c_proj") is an error: name "attn.c_proj" or "mlp.c_proj".
   const LoraModule* find(int64_t layer, const std::string& target) const;
 };
 
