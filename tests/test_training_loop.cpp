@@ -241,6 +241,15 @@ TEST(TrainingLoop, ResumeRefusesOtherOptions) {
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("learning_rate"), std::string::npos) << error.what();
   }
+  // Settings outside TrainingOptions (the CLI's LoRA rank, say) are compared too.
+  options.learning_rate = 0.05;
+  options.fingerprint = {{"rank", 8}};
+  try {
+    train(model, dataset, options);
+    FAIL() << "resumed with another fingerprint";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("fingerprint"), std::string::npos) << error.what();
+  }
   testing::TempDir empty;
   options = resumable_options(empty.path());
   options.resume = true;

@@ -37,6 +37,9 @@ struct TrainingOptions {
   std::filesystem::path output_dir;
   bool resume = false;           // continue from output_dir's training_state.safetensors
   int64_t model_parameters = 0;  // the frozen model's parameter count, for the summary
+  // Further settings a resumed run must share with the checkpoint (flow2 finetune: the model,
+  // data and LoRA settings); compared key by key like the options above.
+  nlohmann::json fingerprint;
 };
 
 struct StepRecord {

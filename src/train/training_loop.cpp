@@ -48,23 +48,25 @@ void check_options(const TrainingOptions& options, const DatasetSplit& train) {
 // What decides the trajectory; a resumed run must agree on all of it.
 nlohmann::json trajectory_options(const TrainingOptions& options, int64_t total_steps,
                                   size_t train_examples) {
-  return {{"epochs", options.epochs},
-          {"iters", options.iters},
-          {"total_steps", total_steps},
-          {"batch_size", options.batch_size},
-          {"grad_accum", options.grad_accum},
-          {"learning_rate", options.learning_rate},
-          {"schedule", lr_schedule_name(options.schedule)},
-          {"warmup", options.warmup},
-          {"beta1", options.adamw.beta1},
-          {"beta2", options.adamw.beta2},
-          {"eps", options.adamw.eps},
-          {"weight_decay", options.adamw.weight_decay},
-          {"max_grad_norm", options.max_grad_norm},
-          {"seed", options.seed},
-          {"pad_id", options.pad_id},
-          {"pack", options.pack},
-          {"train_examples", train_examples}};
+  nlohmann::json out = {{"epochs", options.epochs},
+                        {"iters", options.iters},
+                        {"total_steps", total_steps},
+                        {"batch_size", options.batch_size},
+                        {"grad_accum", options.grad_accum},
+                        {"learning_rate", options.learning_rate},
+                        {"schedule", lr_schedule_name(options.schedule)},
+                        {"warmup", options.warmup},
+                        {"beta1", options.adamw.beta1},
+                        {"beta2", options.adamw.beta2},
+                        {"eps", options.adamw.eps},
+                        {"weight_decay", options.adamw.weight_decay},
+                        {"max_grad_norm", options.max_grad_norm},
+                        {"seed", options.seed},
+                        {"pad_id", options.pad_id},
+                        {"pack", options.pack},
+                        {"train_examples", train_examples}};
+  if (!options.fingerprint.is_null()) out["fingerprint"] = options.fingerprint;
+  return out;
 }
 
 void check_same_options(const nlohmann::json& saved, const nlohmann::json& now,
