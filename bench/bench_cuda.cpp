@@ -1,0 +1,282 @@
+// Speed of the CUDA backend: its kernels against the GPU's own limits (device copy bandwidth,
+// tensor-core GEMM rate), and a Llama-3.1-8B-shaped model with random weights built in memory
+// (bf16, and Q4_0 blocks): load, prompt (pp) and generation (tg) tokens/s at batch 1.
+//
+// Usage: bench_cuda [--device cuda:N] [--layers 32] [--prompt 512] [--generate 128]
+//                   [--skip-model]
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "flow2/dtype.h"
+#include "flow2/error.h"
+#include "flow2/generate.h"
+#include "flow2/model.h"
+
+namespace {
+
+using flow2::Backend;
+using flow2::DType;
+using flow2::HostTensor;
+using flow2::Tensor;
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+// Waits for the backend's queued work: a one-element read-back is ordered after it.
+void synchronize(Backend& backend, const Tensor& any) {
+  backend.to_host(any.reshaped({any.numel(), 1}).row_slice(0, 1));
+}
+
+uint64_t mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return x;
+}
+
+// Random bytes of a tensor: bf16 values in +-scale, or Q4_0 blocks with a fixed scale.
+HostTensor random_tensor(const std::string& name, DType dtype, flow2::Shape shape, float scale,
+                         uint64_t seed) {
+  const int64_t count = flow2::shape_numel(shape);
+  auto bytes = std::make_shared<std::vector<std::byte>>(flow2::dtype_bytes(dtype, count));
+  std::byte* data = bytes->data();
+  if (dtype == DType::BF16) {
+    const uint16_t one = flow2::f32_to_bf16(scale);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < count; ++i) {
+      // bf16 of scale * u, u in [-1, 1): exponent of `scale`, random mantissa and sign.
+      const uint64_t r = mix(seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(i));
+      const uint16_t bits = static_cast<uint16_t>(((one & 0x7f80) - (r & 0x0080)) |
+                                                  ((r >> 8) & 0x007f) | ((r >> 16) & 0x8000));
+      std::memcpy(data + 2 * i, &bits, 2);
+    }
+  } else {  // Q4_0: f16 scale, then random nibbles
+    const int64_t blocks = count / 32;
+    const uint16_t d = flow2::f32_to_f16(scale / 8);
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      std::byte* block = data + b * 18;
+      std::memcpy(block, &d, 2);
+      uint64_t r = mix(seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(b));
+      const uint64_t r2 = mix(r);
+      std::memcpy(block + 2, &r, 8);
+      std::memcpy(block + 10, &r2, 8);
+    }
+  }
+  return HostTensor{name, dtype, std::move(shape), *bytes, bytes};
+}
+
+flow2::Checkpoint llama_8b(DType matrices, int64_t layers) {
+  nlohmann::json config = {{"model_type", "llama"},
+                           {"architectures", {"LlamaForCausalLM"}},
+                           {"vocab_size", 128256},
+                           {"hidden_size", 4096},
+                           {"intermediate_size", 14336},
+                           {"num_hidden_layers", layers},
+                           {"num_attention_heads", 32},
+                           {"num_key_value_heads", 8},
+                           {"rms_norm_eps", 1e-5},
+                           {"rope_theta", 500000.0},
+                           {"max_position_embeddings", 131072},
+                           {"tie_word_embeddings", false},
+                           {"torch_dtype", "bfloat16"}};
+  flow2::Checkpoint checkpoint;
+  checkpoint.path = "llama-3.1-8b-shaped";
+  checkpoint.config = flow2::parse_model_config(config, "bench_cuda");
+  uint64_t seed = 1;
+  auto add = [&](const std::string& name, DType dtype, flow2::Shape shape, float scale) {
+    checkpoint.weights.add(random_tensor(name, dtype, std::move(shape), scale, seed++), "memory");
+  };
+  const int64_t hidden = 4096, inner = 14336, kv = 1024, vocab = 128256;
+  add("model.embed_tokens.weight", matrices, {vocab, hidden}, 1.0f);
+  for (int64_t l = 0; l < layers; ++l) {
+    const std::string p = fmt::format("model.layers.{}.", l);
+    add(p + "input_layernorm.weight", DType::BF16, {hidden}, 1.0f);
+    add(p + "post_attention_layernorm.weight", DType::BF16, {hidden}, 1.0f);
+    add(p + "self_attn.q_proj.weight", matrices, {hidden, hidden}, 0.03f);
+    add(p + "self_attn.k_proj.weight", matrices, {kv, hidden}, 0.03f);
+    add(p + "self_attn.v_proj.weight", matrices, {kv, hidden}, 0.03f);
+    add(p + "self_attn.o_proj.weight", matrices, {hidden, hidden}, 0.03f);
+    add(p + "mlp.gate_proj.weight", matrices, {inner, hidden}, 0.03f);
+    add(p + "mlp.up_proj.weight", matrices, {inner, hidden}, 0.03f);
+    add(p + "mlp.down_proj.weight", matrices, {hidden, inner}, 0.015f);
+  }
+  add("model.norm.weight", DType::BF16, {hidden}, 1.0f);
+  add("lm_head.weight", matrices, {vocab, hidden}, 0.03f);
+  return checkpoint;
+}
+
+struct ModelSpeed {
+  double load_seconds = 0, prompt_rate = 0, generate_rate = 0;
+};
+
+ModelSpeed measure_model(Backend& backend, DType matrices, int64_t layers, int64_t prompt_tokens,
+                         int64_t generate_tokens) {
+  ModelSpeed speed;
+  flow2::Checkpoint checkpoint = llama_8b(matrices, layers);
+  const double start = now_seconds();
+  auto model = flow2::Model::load(checkpoint, backend);
+  synchronize(backend, backend.zeros({1}));
+  speed.load_seconds = now_seconds() - start;
+
+  std::vector<int32_t> prompt(static_cast<size_t>(prompt_tokens));
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919) % 128256);
+  std::vector<double> prompt_rates, generate_rates;
+  for (int run = 0; run < 4; ++run) {  // the first run warms up (pool, cuBLAS heuristics)
+    flow2::KVCache cache = model->make_cache(1, prompt_tokens + generate_tokens + 1);
+    double t0 = now_seconds();
+    backend.to_host(model->forward(prompt, 1, cache, flow2::LogitRows::Last));
+    double prompt_seconds = now_seconds() - t0;
+
+    flow2::KVCache decode_cache = model->make_cache(1, generate_tokens + 1);
+    std::vector<int32_t> token = {1};
+    backend.to_host(model->forward(token, 1, decode_cache, flow2::LogitRows::Last));
+    t0 = now_seconds();
+    for (int64_t i = 0; i < generate_tokens; ++i) {
+      auto logits = backend.to_host(model->forward(token, 1, decode_cache, flow2::LogitRows::Last));
+      token[0] = flow2::argmax(logits);
+    }
+    double generate_seconds = now_seconds() - t0;
+    if (run == 0) continue;
+    prompt_rates.push_back(static_cast<double>(prompt_tokens) / prompt_seconds);
+    generate_rates.push_back(static_cast<double>(generate_tokens) / generate_seconds);
+  }
+  speed.prompt_rate = median(prompt_rates);
+  speed.generate_rate = median(generate_rates);
+  return speed;
+}
+
+// Median seconds of one `body`, from `repeats` samples of 10 back-to-back runs each (so that the
+// read-back that waits for the GPU is not counted per run).
+template <typename Body>
+double time_op(Backend& backend, const Tensor& sync_on, int repeats, Body body) {
+  constexpr int kBatch = 10;
+  body();
+  synchronize(backend, sync_on);
+  std::vector<double> times;
+  for (int r = 0; r < repeats; ++r) {
+    const double t0 = now_seconds();
+    for (int i = 0; i < kBatch; ++i) body();
+    synchronize(backend, sync_on);
+    times.push_back((now_seconds() - t0) / kBatch);
+  }
+  return median(times);
+}
+
+void measure_kernels(Backend& backend) {
+  fmt::print("\n{:<44} {:>10} {:>12}\n", "kernel (Llama-3.1-8B shapes)", "time (us)", "rate");
+  // Device copy bandwidth: kv_write is one strided device-to-device copy.
+  {
+    const int64_t rows = 65536, width = 4096;  // 1 GiB
+    Tensor source = backend.zeros({rows, width}), target = backend.zeros({rows, width});
+    const double seconds =
+        time_op(backend, target, 5, [&] { backend.kv_write(target, source, 1, rows, 0); });
+    fmt::print("{:<44} {:>10.0f} {:>9.0f} GB/s\n", "device copy 1 GiB (read + write)",
+               seconds * 1e6, 2.0 * source.nbytes() / seconds / 1e9);
+  }
+  struct Shape {
+    const char* name;
+    int64_t n, k;
+  };
+  const Shape shapes[] = {{"gate/up 14336x4096", 14336, 4096},
+                          {"down 4096x14336", 4096, 14336},
+                          {"q/o 4096x4096", 4096, 4096},
+                          {"lm_head 128256x4096", 128256, 4096}};
+  for (DType dtype : {DType::BF16, DType::Q4_0}) {
+    for (const Shape& shape : shapes) {
+      Tensor weight =
+          backend.upload_weight(random_tensor("w", dtype, {shape.n, shape.k}, 0.03f, 7));
+      for (int64_t m : {int64_t{1}, int64_t{512}}) {
+        Tensor x = backend.upload_weight(
+            flow2::make_host_tensor("x", {m, shape.k}, std::vector<float>(m * shape.k, 0.5f)));
+        Tensor out = backend.empty({m, shape.n});
+        const double seconds =
+            time_op(backend, out, 20, [&] { backend.matmul(out, x, weight, nullptr); });
+        const std::string label =
+            fmt::format("matmul {} {} m={}", flow2::dtype_name(dtype), shape.name, m);
+        if (m == 1) {
+          fmt::print("{:<44} {:>10.1f} {:>9.0f} GB/s\n", label, seconds * 1e6,
+                     static_cast<double>(weight.nbytes()) / seconds / 1e9);
+        } else {
+          fmt::print("{:<44} {:>10.1f} {:>7.0f} TFLOP/s\n", label, seconds * 1e6,
+                     2.0 * m * shape.n * shape.k / seconds / 1e12);
+        }
+      }
+    }
+  }
+  for (int64_t context : {int64_t{512}, int64_t{4096}}) {
+    flow2::AttentionShape shape{1, 1, context - 1, 32, 8, 128, 0.088f, 0};
+    Tensor k = backend.zeros({context, 1024}), v = backend.zeros({context, 1024});
+    Tensor q = backend.zeros({1, 4096}), out = backend.empty({1, 4096});
+    const double seconds =
+        time_op(backend, out, 20, [&] { backend.attention(out, q, k, v, shape); });
+    fmt::print("{:<44} {:>10.1f} {:>9.0f} GB/s\n",
+               fmt::format("attention decode, {} keys", context), seconds * 1e6,
+               2.0 * k.nbytes() / seconds / 1e9);
+  }
+  {
+    flow2::AttentionShape shape{1, 512, 0, 32, 8, 128, 0.088f, 0};
+    Tensor k = backend.zeros({512, 1024}), v = backend.zeros({512, 1024});
+    Tensor q = backend.zeros({512, 4096}), out = backend.empty({512, 4096});
+    const double seconds =
+        time_op(backend, out, 20, [&] { backend.attention(out, q, k, v, shape); });
+    fmt::print("{:<44} {:>10.1f} {:>7.1f} TFLOP/s\n", "attention prefill, 512 tokens",
+               seconds * 1e6, 2.0 * 2 * 32 * 128 * 512.0 * 513 / 2 / seconds / 1e12);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string device = "cuda";
+  int64_t layers = 32, prompt_tokens = 512, generate_tokens = 128;
+  bool skip_model = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (flag == "--device") {
+      device = value();
+    } else if (flag == "--layers") {
+      layers = std::stoll(value());
+    } else if (flag == "--prompt") {
+      prompt_tokens = std::stoll(value());
+    } else if (flag == "--generate") {
+      generate_tokens = std::stoll(value());
+    } else if (flag == "--skip-model") {
+      skip_model = true;
+    } else {
+      fmt::print(stderr, "bench_cuda: unknown flag {}\n", flag);
+      return 2;
+    }
+  }
+  try {
+    auto backend = flow2::make_backend(device);
+    measure_kernels(*backend);
+    if (skip_model) return 0;
+    fmt::print("\nLlama-3.1-8B shape, {} layers, random weights, batch 1\n", layers);
+    fmt::print("{:<8} {:>10} {:>14} {:>14}\n", "weights", "load (s)",
+               fmt::format("pp{} tok/s", prompt_tokens),
+               fmt::format("tg{} tok/s", generate_tokens));
+    for (DType dtype : {DType::BF16, DType::Q4_0}) {
+      ModelSpeed speed = measure_model(*backend, dtype, layers, prompt_tokens, generate_tokens);
+      fmt::print("{:<8} {:>10.2f} {:>14.0f} {:>14.1f}\n", flow2::dtype_name(dtype),
+                 speed.load_seconds, speed.prompt_rate, speed.generate_rate);
+    }
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "bench_cuda: {}\n", error.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,80 @@
+// The CUDA backend: float32 activations, weights kept compact on the device (float32, bf16, f16
+// or ggml blocks), GEMV kernels for decoding and cuBLAS tensor-core GEMMs for prompts.
+#pragma once
+
+#include <memory>
+
+#include "backend/cuda/cuda_context.h"
+#include "backend/cuda/cuda_kernels.h"
+#include "flow2/backend.h"
+
+namespace flow2 {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device);
+
+  std::string name() const override { return "cuda"; }
+  Device device() const override { return Device::CUDA; }
+
+  Tensor empty(Shape shape) override;
+  Tensor zeros(Shape shape) override;
+  Tensor upload_weight(const HostTensor& host) override;
+  Tensor from_host(std::span<const float> values, Shape shape) override;
+  std::vector<float> to_host(const Tensor& tensor) override;
+
+  void embedding(Tensor& out, const Tensor& table, std::span<const int32_t> ids,
+                 bool accumulate) override;
+  void matmul(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias) override;
+  void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override;
+  void layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  float eps) override;
+  void rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
+            std::span<const float> inv_freq) override;
+  void kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens,
+                int64_t n_past) override;
+  void attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                 const AttentionShape& shape) override;
+  void gated_activation(Tensor& out, const Tensor& gate, const Tensor& up,
+                        Activation activation) override;
+  void activation(Tensor& x, Activation activation) override;
+  void add(Tensor& out, const Tensor& a, const Tensor& b) override;
+
+#ifdef FLOW2_BACKEND_TRAINING_OPS
+  // Training ops are not on the GPU yet: each throws an error that says so.
+  void matmul_input_grad(Tensor& dx, const Tensor& dy, const Tensor& weight,
+                         bool accumulate) override;
+  void rms_norm_backward(Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& weight,
+                         float eps) override;
+  void layer_norm_backward(Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& weight,
+                           float eps) override;
+  void segment_attention(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k,
+                         const Tensor& v, const SegmentAttention& attention) override;
+  void segment_attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& d_out,
+                                  const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse,
+                                  const SegmentAttention& attention) override;
+  void gated_activation_backward(Tensor& d_gate, Tensor& d_up, const Tensor& d_out,
+                                 const Tensor& gate, const Tensor& up,
+                                 Activation activation) override;
+  void activation_backward(Tensor& dx, const Tensor& d_out, const Tensor& x,
+                           Activation activation) override;
+#endif
+
+  cuda::Context& context() {
+    return *context_;
+  }
+
+ private:
+  Tensor allocate(DType dtype, Shape shape);
+  // out = x * W^T through cuBLAS (prompts): bf16/f16 tensor cores with float32 accumulation,
+  // or float32 sgemm for float32 weights.
+  void gemm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias);
+
+  std::shared_ptr<cuda::Context> context_;
+};
+
+// The kernels' name for a tensor's dtype; an error for dtypes the kernels do not read.
+cuda::WeightFormat weight_format(DType dtype, const char* op);
+
+}  // namespace flow2

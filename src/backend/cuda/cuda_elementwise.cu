@@ -1,0 +1,289 @@
+// Row-wise and elementwise kernels: embeddings, norms, RoPE, activations, residual adds, and the
+// conversions that feed the tensor-core GEMMs.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_math.cuh"
+
+namespace flow2::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(int64_t count) {
+  return static_cast<unsigned>((count + kThreads - 1) / kThreads);
+}
+
+template <typename T>
+__device__ inline float dense_element(const void* table, int64_t index) {
+  return to_float(static_cast<const T*>(table)[index]);
+}
+
+// Element `column` of row `row` of a weight of `width` columns, decoded to float.
+template <WeightFormat F>
+__device__ inline float weight_element(const void* weight, int64_t row, int64_t column,
+                                       int64_t width) {
+  if constexpr (F == WeightFormat::F32) {
+    return dense_element<float>(weight, row * width + column);
+  } else if constexpr (F == WeightFormat::BF16) {
+    return dense_element<__nv_bfloat16>(weight, row * width + column);
+  } else if constexpr (F == WeightFormat::F16) {
+    return dense_element<__half>(weight, row * width + column);
+  } else {
+    const auto* bytes = static_cast<const uint8_t*>(weight);
+    const int64_t block = (row * width + column) / 32;
+    return block_element<F>(bytes + block * block_bytes(F), static_cast<int>(column % 32));
+  }
+}
+
+template <WeightFormat F>
+__global__ void embedding_kernel(const void* table, const int32_t* ids, int64_t count,
+                                 int64_t width, float* out, bool accumulate) {
+  const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (index >= count * width) return;
+  const int64_t i = index / width, column = index % width;
+  const float value = weight_element<F>(table, ids[i], column, width);
+  out[index] = accumulate ? __fadd_rn(out[index], value) : value;
+}
+
+template <WeightFormat F>
+__global__ void dequantize_kernel(const void* weight, int64_t first, int64_t count, int64_t k,
+                                  __nv_bfloat16* out) {
+  const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (index >= count * k) return;
+  out[index] = __float2bfloat16_rn(weight_element<F>(weight, first + index / k, index % k, k));
+}
+
+template <WeightFormat F>
+void launch_embedding(const void* table, const int32_t* ids, int64_t count, int64_t width,
+                      float* out, bool accumulate, cudaStream_t stream) {
+  embedding_kernel<F><<<blocks_for(count * width), kThreads, 0, stream>>>(table, ids, count, width,
+                                                                          out, accumulate);
+}
+
+template <WeightFormat F>
+void launch_dequantize(const void* weight, int64_t first, int64_t count, int64_t k, void* out,
+                       cudaStream_t stream) {
+  dequantize_kernel<F><<<blocks_for(count * k), kThreads, 0, stream>>>(
+      weight, first, count, k, static_cast<__nv_bfloat16*>(out));
+}
+
+__global__ void rms_norm_kernel(float* out, const float* x, const float* weight, int64_t width,
+                                float eps) {
+  const float* in = x + blockIdx.x * width;
+  float* result = out + blockIdx.x * width;
+  float sum_squares = 0.0f;
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) sum_squares += in[j] * in[j];
+  sum_squares = block_sum(sum_squares);
+  const float inverse_rms = static_cast<float>(
+      1.0 / sqrt(static_cast<double>(sum_squares) / static_cast<double>(width) + eps));
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+    result[j] = __fmul_rn(weight[j], __fmul_rn(in[j], inverse_rms));
+  }
+}
+
+__global__ void layer_norm_kernel(float* out, const float* x, const float* weight,
+                                  const float* bias, int64_t width, float eps) {
+  const float* in = x + blockIdx.x * width;
+  float* result = out + blockIdx.x * width;
+  float sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) sum += in[j];
+  const float mean = block_sum(sum) / static_cast<float>(width);
+  float sum_squares = 0.0f;
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+    const float centered = in[j] - mean;
+    sum_squares += centered * centered;
+  }
+  sum_squares = block_sum(sum_squares);
+  const float inverse_std = static_cast<float>(
+      1.0 / sqrt(static_cast<double>(sum_squares) / static_cast<double>(width) + eps));
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+    result[j] = __fadd_rn(__fmul_rn(__fmul_rn(in[j] - mean, inverse_std), weight[j]), bias[j]);
+  }
+}
+
+// One thread per (row, head, i < head_dim / 2). cos/sin in double of the float32 angle, as the
+// CPU backend (and so transformers' float32 angles) does.
+__global__ void rope_kernel(float* x, int64_t rows, int64_t heads, int64_t head_dim,
+                            const int32_t* positions, const float* inv_freq) {
+  const int64_t half = head_dim / 2;
+  const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (index >= rows * heads * half) return;
+  const int64_t i = index % half;
+  const int64_t head = (index / half) % heads;
+  const int64_t row = index / (half * heads);
+  const float angle = __fmul_rn(static_cast<float>(positions[row]), inv_freq[i]);
+  double sine, cosine;
+  sincos(static_cast<double>(angle), &sine, &cosine);
+  const float c = static_cast<float>(cosine), s = static_cast<float>(sine);
+  float* values = x + row * heads * head_dim + head * head_dim;
+  const float first = values[i], second = values[i + half];
+  values[i] = __fsub_rn(__fmul_rn(first, c), __fmul_rn(second, s));
+  values[i + half] = __fadd_rn(__fmul_rn(second, c), __fmul_rn(first, s));
+}
+
+__device__ inline float activate(float x, ActivationKind activation) {
+  switch (activation) {
+    case ActivationKind::Silu:
+      return x / (1.0f + expf(-x));
+    case ActivationKind::GeluTanh: {
+      constexpr float kSqrt2OverPi = 0.7978845608028654f;
+      return 0.5f * x * (1.0f + tanhf(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+    }
+    case ActivationKind::GeluErf:
+      return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+    case ActivationKind::Relu:
+      return x > 0.0f ? x : 0.0f;
+  }
+  return x;
+}
+
+__global__ void gated_kernel(float* out, const float* gate, const float* up, int64_t count,
+                             ActivationKind activation) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = activate(gate[i], activation) * up[i];
+}
+
+__global__ void activation_kernel(float* x, int64_t count, ActivationKind activation) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) x[i] = activate(x[i], activation);
+}
+
+__global__ void add_kernel(float* out, const float* a, const float* b, int64_t count) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = a[i] + b[i];
+}
+
+__global__ void to_bf16_kernel(const float* in, __nv_bfloat16* out, int64_t count) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = __float2bfloat16_rn(in[i]);
+}
+
+__global__ void to_f16_kernel(const float* in, __half* out, int64_t count) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = __float2half_rn(fminf(fmaxf(in[i], -65504.0f), 65504.0f));
+}
+
+__global__ void broadcast_kernel(float* out, const float* bias, int64_t m, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < m * n) out[i] = bias[i % n];
+}
+
+}  // namespace
+
+void embedding(WeightFormat format, const void* table, const int32_t* ids, int64_t count,
+               int64_t width, float* out, bool accumulate, cudaStream_t stream) {
+  if (count * width == 0) return;
+  switch (format) {
+    case WeightFormat::F32:
+      launch_embedding<WeightFormat::F32>(table, ids, count, width, out, accumulate, stream);
+      break;
+    case WeightFormat::BF16:
+      launch_embedding<WeightFormat::BF16>(table, ids, count, width, out, accumulate, stream);
+      break;
+    case WeightFormat::F16:
+      launch_embedding<WeightFormat::F16>(table, ids, count, width, out, accumulate, stream);
+      break;
+    case WeightFormat::Q8_0:
+      launch_embedding<WeightFormat::Q8_0>(table, ids, count, width, out, accumulate, stream);
+      break;
+    case WeightFormat::Q4_0:
+      launch_embedding<WeightFormat::Q4_0>(table, ids, count, width, out, accumulate, stream);
+      break;
+    case WeightFormat::Q4_1:
+      launch_embedding<WeightFormat::Q4_1>(table, ids, count, width, out, accumulate, stream);
+      break;
+  }
+  check_launch("embedding");
+}
+
+void dequantize_rows_bf16(WeightFormat format, const void* weight, int64_t first, int64_t count,
+                          int64_t k, void* out, cudaStream_t stream) {
+  if (count * k == 0) return;
+  switch (format) {
+    case WeightFormat::F32:
+      launch_dequantize<WeightFormat::F32>(weight, first, count, k, out, stream);
+      break;
+    case WeightFormat::BF16:
+      launch_dequantize<WeightFormat::BF16>(weight, first, count, k, out, stream);
+      break;
+    case WeightFormat::F16:
+      launch_dequantize<WeightFormat::F16>(weight, first, count, k, out, stream);
+      break;
+    case WeightFormat::Q8_0:
+      launch_dequantize<WeightFormat::Q8_0>(weight, first, count, k, out, stream);
+      break;
+    case WeightFormat::Q4_0:
+      launch_dequantize<WeightFormat::Q4_0>(weight, first, count, k, out, stream);
+      break;
+    case WeightFormat::Q4_1:
+      launch_dequantize<WeightFormat::Q4_1>(weight, first, count, k, out, stream);
+      break;
+  }
+  check_launch("dequantize");
+}
+
+void convert_f32_to_bf16(const float* in, void* out, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  to_bf16_kernel<<<blocks_for(count), kThreads, 0, stream>>>(in, static_cast<__nv_bfloat16*>(out),
+                                                             count);
+  check_launch("convert to bf16");
+}
+
+void convert_f32_to_f16(const float* in, void* out, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  to_f16_kernel<<<blocks_for(count), kThreads, 0, stream>>>(in, static_cast<__half*>(out), count);
+  check_launch("convert to f16");
+}
+
+void broadcast_rows(float* out, const float* bias, int64_t m, int64_t n, cudaStream_t stream) {
+  if (m * n == 0) return;
+  broadcast_kernel<<<blocks_for(m * n), kThreads, 0, stream>>>(out, bias, m, n);
+  check_launch("broadcast bias");
+}
+
+void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t width,
+              float eps, cudaStream_t stream) {
+  if (rows == 0) return;
+  rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(out, x, weight, width, eps);
+  check_launch("rms_norm");
+}
+
+void layer_norm(float* out, const float* x, const float* weight, const float* bias, int64_t rows,
+                int64_t width, float eps, cudaStream_t stream) {
+  if (rows == 0) return;
+  layer_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(out, x, weight, bias,
+                                                                          width, eps);
+  check_launch("layer_norm");
+}
+
+void rope(float* x, int64_t rows, int64_t heads, int64_t head_dim, const int32_t* positions,
+          const float* inv_freq, cudaStream_t stream) {
+  const int64_t count = rows * heads * (head_dim / 2);
+  if (count == 0) return;
+  rope_kernel<<<blocks_for(count), kThreads, 0, stream>>>(x, rows, heads, head_dim, positions,
+                                                          inv_freq);
+  check_launch("rope");
+}
+
+void gated_activation(float* out, const float* gate, const float* up, int64_t count,
+                      ActivationKind activation, cudaStream_t stream) {
+  if (count == 0) return;
+  gated_kernel<<<blocks_for(count), kThreads, 0, stream>>>(out, gate, up, count, activation);
+  check_launch("gated_activation");
+}
+
+void activation(float* x, int64_t count, ActivationKind activation, cudaStream_t stream) {
+  if (count == 0) return;
+  activation_kernel<<<blocks_for(count), kThreads, 0, stream>>>(x, count, activation);
+  check_launch("activation");
+}
+
+void add(float* out, const float* a, const float* b, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  add_kernel<<<blocks_for(count), kThreads, 0, stream>>>(out, a, b, count);
+  check_launch("add");
+}
+
+}  // namespace flow2::cuda

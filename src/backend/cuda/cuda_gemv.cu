@@ -1,0 +1,280 @@
+// Matrix-vector products for decoding (1-4 rows of x): the weights are read once, in 16-byte
+// pieces per lane with several loads in flight, so that they stream at memory bandwidth; x stays
+// in L1/L2. Short matrices split each row over up to 8 warps so that every multiprocessor has
+// enough loads in flight. Block-quantized rows are read in place, 4 lanes to a block of 32.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_math.cuh"
+
+namespace flow2::cuda {
+namespace {
+
+constexpr int kWarpsPerBlock = 8;
+
+__device__ inline void widen(const float4& raw, float* values) {
+  values[0] = raw.x;
+  values[1] = raw.y;
+  values[2] = raw.z;
+  values[3] = raw.w;
+}
+
+__device__ inline void widen(const uint4& raw, const float*, float* values) {
+  widen(*reinterpret_cast<const float4*>(&raw), values);
+}
+
+__device__ inline void widen(const uint4& raw, const __nv_bfloat16*, float* values) {
+  const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 pair = __bfloat1622float2(pairs[i]);
+    values[2 * i] = pair.x;
+    values[2 * i + 1] = pair.y;
+  }
+}
+
+__device__ inline void widen(const uint4& raw, const __half*, float* values) {
+  const auto* pairs = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 pair = __half22float2(pairs[i]);
+    values[2 * i] = pair.x;
+    values[2 * i + 1] = pair.y;
+  }
+}
+
+// Each warp's sums are added over the WPR warps that share a row (in shared memory) and written
+// with the bias by the row's first warp.
+template <int M, int WPR>
+__device__ inline void finish_row(float (&sum)[M], const float* bias, float* out, int64_t row,
+                                  int64_t n) {
+  __shared__ float partial[kWarpsPerBlock][M];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+#pragma unroll
+  for (int r = 0; r < M; ++r) sum[r] = warp_sum(sum[r]);
+  if constexpr (WPR == 1) {
+    if (lane == 0 && row < n) {
+      const float b = bias ? bias[row] : 0.0f;
+#pragma unroll
+      for (int r = 0; r < M; ++r) out[r * n + row] = sum[r] + b;
+    }
+  } else {
+    if (lane == 0) {
+#pragma unroll
+      for (int r = 0; r < M; ++r) partial[warp][r] = sum[r];
+    }
+    __syncthreads();
+    if (warp % WPR == 0 && lane < M && row < n) {
+      float total = bias ? bias[row] : 0.0f;
+#pragma unroll
+      for (int p = 0; p < WPR; ++p) total += partial[warp + p][lane];
+      out[lane * n + row] = total;
+    }
+  }
+}
+
+// Dense rows (float, bf16, f16); the WPR warps of a row take every WPR-th 16-byte piece of 32
+// lanes. `vectorized`: rows and x are 16-byte aligned (k a multiple of 16 bytes' elements).
+template <typename W, int M, int WPR>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    gemv_dense(const W* __restrict__ weight, const float* __restrict__ x,
+               const float* __restrict__ bias, float* __restrict__ out, int64_t n, int64_t k,
+               bool vectorized) {
+  constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + warp / WPR;
+  const int part = warp % WPR;
+  float sum[M] = {};
+  if (row < n) {
+    const W* w = weight + row * k;
+    if (vectorized) {
+      constexpr int kPer = 16 / sizeof(W);  // elements per 16-byte load
+      constexpr int kUnroll = 4;            // loads in flight per lane
+      const int64_t step = int64_t{WPR} * 32 * kPer;
+      auto accumulate = [&](const uint4& raw, int64_t base) {
+        float wv[kPer];
+        widen(raw, w, wv);
+#pragma unroll
+        for (int r = 0; r < M; ++r) {
+#pragma unroll
+          for (int j = 0; j < kPer; j += 4) {
+            float xv[4];
+            widen(__ldg(reinterpret_cast<const float4*>(x + r * k + base + j)), xv);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) sum[r] = fmaf(wv[j + e], xv[e], sum[r]);
+          }
+        }
+      };
+      int64_t base = (int64_t{part} * 32 + lane) * kPer;
+      for (; base + (kUnroll - 1) * step < k; base += kUnroll * step) {
+        uint4 raw[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          raw[u] = __ldg(reinterpret_cast<const uint4*>(w + base + u * step));
+        }
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) accumulate(raw[u], base + u * step);
+      }
+      for (; base < k; base += step) {
+        accumulate(__ldg(reinterpret_cast<const uint4*>(w + base)), base);
+      }
+    } else {
+      for (int64_t i = int64_t{part} * 32 + lane; i < k; i += int64_t{WPR} * 32) {
+        const float wi = to_float(w[i]);
+#pragma unroll
+        for (int r = 0; r < M; ++r) sum[r] = fmaf(wi, x[r * k + i], sum[r]);
+      }
+    }
+  }
+  finish_row<M, WPR>(sum, bias, out, row, n);
+}
+
+// Blocks of 32: four lanes share a block, each reading 8 of its elements (Q8_0: 8 code bytes;
+// Q4: 4 bytes, elements i and i + 16), so a warp reads 8 consecutive blocks per step.
+template <WeightFormat F, int M, int WPR>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    gemv_blocks(const uint8_t* __restrict__ weight, const float* __restrict__ x,
+                const float* __restrict__ bias, float* __restrict__ out, int64_t n, int64_t k) {
+  constexpr int kBlockBytes = block_bytes(F);
+  constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + warp / WPR;
+  const int part = warp % WPR;
+  const int quarter = lane & 3;
+  float sum[M] = {};
+  if (row < n) {
+    const int64_t blocks = k / 32;
+    const uint8_t* w = weight + row * blocks * kBlockBytes;
+    for (int64_t b = (int64_t{part} * 32 + lane) / 4; b < blocks; b += int64_t{WPR} * 8) {
+      const uint8_t* block = w + b * kBlockBytes;
+      const float d = half_bits_to_float(__ldg(reinterpret_cast<const uint16_t*>(block)));
+      float codes[8];
+      int first, second;  // offsets in the block of the elements of codes[0..3], codes[4..7]
+      if constexpr (F == WeightFormat::Q8_0) {
+        const auto* pairs = reinterpret_cast<const uint16_t*>(block + 2 + quarter * 8);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const uint16_t pair = __ldg(pairs + j);
+          codes[2 * j] = static_cast<float>(static_cast<int8_t>(pair & 0xff));
+          codes[2 * j + 1] = static_cast<float>(static_cast<int8_t>(pair >> 8));
+        }
+        first = quarter * 8;
+        second = quarter * 8 + 4;
+      } else {
+        constexpr int kCodes = F == WeightFormat::Q4_1 ? 4 : 2;  // after d (and m)
+        const auto* pairs = reinterpret_cast<const uint16_t*>(block + kCodes + quarter * 4);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const uint16_t pair = __ldg(pairs + j);
+          const int b0 = pair & 0xff, b1 = pair >> 8;
+          codes[2 * j] = static_cast<float>(b0 & 0x0f);
+          codes[2 * j + 1] = static_cast<float>(b1 & 0x0f);
+          codes[4 + 2 * j] = static_cast<float>(b0 >> 4);
+          codes[5 + 2 * j] = static_cast<float>(b1 >> 4);
+        }
+        first = quarter * 4;
+        second = 16 + quarter * 4;
+      }
+      const float m = F == WeightFormat::Q4_1
+                          ? half_bits_to_float(__ldg(reinterpret_cast<const uint16_t*>(block + 2)))
+                          : 0.0f;
+#pragma unroll
+      for (int r = 0; r < M; ++r) {
+        const float* xb = x + r * k + b * 32;
+        float xv[8];
+        widen(__ldg(reinterpret_cast<const float4*>(xb + first)), xv);
+        widen(__ldg(reinterpret_cast<const float4*>(xb + second)), xv + 4);
+        float dot = 0.0f, x_sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          dot = fmaf(codes[j], xv[j], dot);
+          x_sum += xv[j];
+        }
+        if constexpr (F == WeightFormat::Q4_0) dot -= 8.0f * x_sum;  // codes are nibble - 8
+        sum[r] += d * dot + m * x_sum;
+      }
+    }
+  }
+  finish_row<M, WPR>(sum, bias, out, row, n);
+}
+
+template <int M, int WPR>
+void launch(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
+            int64_t n, int64_t k, cudaStream_t stream) {
+  constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
+  const dim3 grid(static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock));
+  const dim3 block(kWarpsPerBlock * 32);
+  const auto* blocks = static_cast<const uint8_t*>(weight);
+  const bool aligned =
+      (reinterpret_cast<uintptr_t>(weight) | reinterpret_cast<uintptr_t>(x)) % 16 == 0;
+  switch (format) {
+    case WeightFormat::F32:
+      gemv_dense<float, M, WPR><<<grid, block, 0, stream>>>(static_cast<const float*>(weight), x,
+                                                            bias, out, n, k, aligned && k % 4 == 0);
+      break;
+    case WeightFormat::BF16:
+      gemv_dense<__nv_bfloat16, M, WPR><<<grid, block, 0, stream>>>(
+          static_cast<const __nv_bfloat16*>(weight), x, bias, out, n, k, aligned && k % 8 == 0);
+      break;
+    case WeightFormat::F16:
+      gemv_dense<__half, M, WPR><<<grid, block, 0, stream>>>(
+          static_cast<const __half*>(weight), x, bias, out, n, k, aligned && k % 8 == 0);
+      break;
+    case WeightFormat::Q8_0:
+      gemv_blocks<WeightFormat::Q8_0, M, WPR>
+          <<<grid, block, 0, stream>>>(blocks, x, bias, out, n, k);
+      break;
+    case WeightFormat::Q4_0:
+      gemv_blocks<WeightFormat::Q4_0, M, WPR>
+          <<<grid, block, 0, stream>>>(blocks, x, bias, out, n, k);
+      break;
+    case WeightFormat::Q4_1:
+      gemv_blocks<WeightFormat::Q4_1, M, WPR>
+          <<<grid, block, 0, stream>>>(blocks, x, bias, out, n, k);
+      break;
+  }
+}
+
+// Warps per row: enough warps that each multiprocessor holds about 48 (their loads in flight
+// hide memory latency), without splitting rows that are already many.
+template <int M>
+void launch_split(WeightFormat format, const void* weight, const float* x, const float* bias,
+                  float* out, int64_t n, int64_t k, cudaStream_t stream) {
+  int device = 0, multiprocessors = 132;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
+  const int64_t wanted = int64_t{48} * multiprocessors;
+  if (n >= wanted || k < 1024) {
+    launch<M, 1>(format, weight, x, bias, out, n, k, stream);
+  } else if (2 * n >= wanted) {
+    launch<M, 2>(format, weight, x, bias, out, n, k, stream);
+  } else if (4 * n >= wanted) {
+    launch<M, 4>(format, weight, x, bias, out, n, k, stream);
+  } else {
+    launch<M, 8>(format, weight, x, bias, out, n, k, stream);
+  }
+}
+
+}  // namespace
+
+void gemv(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
+          int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+  switch (m) {
+    case 1:
+      launch_split<1>(format, weight, x, bias, out, n, k, stream);
+      break;
+    case 2:
+      launch_split<2>(format, weight, x, bias, out, n, k, stream);
+      break;
+    case 3:
+      launch_split<3>(format, weight, x, bias, out, n, k, stream);
+      break;
+    default:
+      launch_split<4>(format, weight, x, bias, out, n, k, stream);
+      break;
+  }
+  check_launch("gemv");
+}
+
+}  // namespace flow2::cuda

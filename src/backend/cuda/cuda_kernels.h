@@ -1,0 +1,68 @@
+// Kernel launchers of the CUDA backend: raw device pointers in, work queued on `stream`, the
+// launch checked. Kept free of flow2's C++20 headers so that nvcc compiles only kernels.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace flow2::cuda {
+
+// Weight layouts the kernels read: dense rows, or ggml blocks of 32 (Q8_0 34 bytes, Q4_0 18,
+// Q4_1 20, each starting with an f16 scale).
+enum class WeightFormat : int { F32, BF16, F16, Q8_0, Q4_0, Q4_1 };
+// Same order as flow2::Activation.
+enum class ActivationKind : int { Silu, GeluTanh, GeluErf, Relu };
+
+// Throws flow2::Error naming `what` if the last launch failed (defined in cuda_context.cpp).
+void check_launch(const char* what);
+
+// Rows of x up to which matmul runs the GEMV kernels (decoding) instead of a GEMM.
+constexpr int64_t kGemvMaxRows = 4;
+
+// out[m, n] = x[m, k] * weight[n, k]^T (+ bias[n]), m <= kGemvMaxRows; float32 accumulation.
+void gemv(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
+          int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+
+// Rows [first, first + count) of a weight decoded to bf16 (prefill GEMMs of block weights).
+void dequantize_rows_bf16(WeightFormat format, const void* weight, int64_t first, int64_t count,
+                          int64_t k, void* out, cudaStream_t stream);
+// float32 to bf16 / f16 (f16 saturates at +-65504 rather than overflowing to infinity).
+void convert_f32_to_bf16(const float* in, void* out, int64_t count, cudaStream_t stream);
+void convert_f32_to_f16(const float* in, void* out, int64_t count, cudaStream_t stream);
+// out[r, :] = bias for every row r of out [m, n].
+void broadcast_rows(float* out, const float* bias, int64_t m, int64_t n, cudaStream_t stream);
+
+// out[i] (+)= decoded table row ids[i].
+void embedding(WeightFormat format, const void* table, const int32_t* ids, int64_t count,
+               int64_t width, float* out, bool accumulate, cudaStream_t stream);
+void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t width,
+              float eps, cudaStream_t stream);
+void layer_norm(float* out, const float* x, const float* weight, const float* bias, int64_t rows,
+                int64_t width, float eps, cudaStream_t stream);
+// In place, rotate-half layout, angle = float(position) * inv_freq[i].
+void rope(float* x, int64_t rows, int64_t heads, int64_t head_dim, const int32_t* positions,
+          const float* inv_freq, cudaStream_t stream);
+void gated_activation(float* out, const float* gate, const float* up, int64_t count,
+                      ActivationKind activation, cudaStream_t stream);
+void activation(float* x, int64_t count, ActivationKind activation, cudaStream_t stream);
+void add(float* out, const float* a, const float* b, int64_t count, cudaStream_t stream);
+
+struct AttentionParams {
+  const float* q = nullptr;  // [batch * n_tokens, n_heads * head_dim]
+  const float* k = nullptr;  // [batch * capacity, n_kv_heads * head_dim]
+  const float* v = nullptr;
+  float* out = nullptr;      // like q
+  float* partial = nullptr;  // splits > 1: [splits, batch * n_tokens * n_heads, head_dim + 2]
+  int64_t batch = 1, n_tokens = 1, n_past = 0, n_heads = 1, n_kv_heads = 1, head_dim = 1;
+  int64_t capacity = 1, window = 0;
+  int64_t splits = 1, split_length = 0;  // keys [s * split_length, (s + 1) * split_length)
+  float scale = 1.0f;
+};
+// Largest head dimension the attention kernel takes (a multiple of 4: rows move as float4).
+constexpr int64_t kAttentionMaxHeadDim = 256;
+// Blocks the attention kernel runs without splitting the keys (the caller picks the splits).
+int64_t attention_blocks(const AttentionParams& params);
+void attention(const AttentionParams& params, cudaStream_t stream);
+
+}  // namespace flow2::cuda

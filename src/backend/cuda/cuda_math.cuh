@@ -1,0 +1,85 @@
+// Device helpers shared by the CUDA kernels: conversions, warp and block reductions, and the
+// ggml block decoders (each operation rounded as in the CPU's decoders, so that embeddings gather
+// the same floats).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "backend/cuda/cuda_kernels.h"
+
+namespace flow2::cuda {
+
+__device__ inline float to_float(float value) {
+  return value;
+}
+__device__ inline float to_float(__nv_bfloat16 value) {
+  return __bfloat162float(value);
+}
+__device__ inline float to_float(__half value) {
+  return __half2float(value);
+}
+
+__device__ inline float half_bits_to_float(uint16_t bits) {
+  return __half2float(__ushort_as_half(bits));
+}
+
+__device__ inline float warp_sum(float value) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2)
+    value += __shfl_xor_sync(0xffffffff, value, offset);
+  return value;
+}
+
+__device__ inline float warp_max(float value) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) {
+    value = fmaxf(value, __shfl_xor_sync(0xffffffff, value, offset));
+  }
+  return value;
+}
+
+// Sum over the whole block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
+__device__ inline float block_sum(float value) {
+  __shared__ float partial[32];
+  __shared__ float total;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
+  value = warp_sum(value);
+  __syncthreads();  // `partial` may still be read by a previous call
+  if (lane == 0) partial[warp] = value;
+  __syncthreads();
+  if (warp == 0) {
+    float sum = lane < static_cast<int>(blockDim.x / 32) ? partial[lane] : 0.0f;
+    sum = warp_sum(sum);
+    if (lane == 0) total = sum;
+  }
+  __syncthreads();
+  return total;
+}
+
+// Element j (0..31) of one ggml block, as flow2's CPU decoders compute it.
+template <WeightFormat F>
+__device__ inline float block_element(const uint8_t* block, int j) {
+  const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(block));
+  if constexpr (F == WeightFormat::Q8_0) {
+    return __fmul_rn(d, static_cast<float>(static_cast<int8_t>(block[2 + j])));
+  } else if constexpr (F == WeightFormat::Q4_0) {
+    const uint8_t byte = block[2 + (j & 15)];
+    const int code = (j < 16 ? byte & 0x0f : byte >> 4) - 8;
+    return __fmul_rn(d, static_cast<float>(code));
+  } else {
+    const float m = half_bits_to_float(*reinterpret_cast<const uint16_t*>(block + 2));
+    const uint8_t byte = block[4 + (j & 15)];
+    const int code = j < 16 ? byte & 0x0f : byte >> 4;
+    // GCC contracts the CPU decoder's d * code + m into one fused multiply-add.
+    return fmaf(d, static_cast<float>(code), m);
+  }
+}
+
+__host__ __device__ constexpr int block_bytes(WeightFormat format) {
+  return format == WeightFormat::Q8_0 ? 34 : format == WeightFormat::Q4_0 ? 18 : 20;
+}
+
+}  // namespace flow2::cuda

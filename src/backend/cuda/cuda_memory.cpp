@@ -1,0 +1,128 @@
+// Device memory of the CUDA backend, and the form weights take there.
+//
+// Matrices stay as the checkpoint holds them when a kernel reads that form: float32 (exact, so
+// float32 checkpoints give the CPU's results), bf16 and f16 (half the bytes; decoding GEMVs read
+// them directly, prompt GEMMs run on tensor cores), and Q8_0/Q4_0/Q4_1 blocks (GEMVs read the
+// blocks, prompts decode them to bf16 first). Q4_K/Q5_K/Q6_K are decoded to bf16 at upload;
+// vectors (norms, biases) become float32.
+#include <cstring>
+
+#include "backend/cuda/cuda_backend.h"
+#include "flow2/error.h"
+
+namespace flow2 {
+
+cuda::WeightFormat weight_format(DType dtype, const char* op) {
+  switch (dtype) {
+    case DType::F32:
+      return cuda::WeightFormat::F32;
+    case DType::BF16:
+      return cuda::WeightFormat::BF16;
+    case DType::F16:
+      return cuda::WeightFormat::F16;
+    case DType::Q8_0:
+      return cuda::WeightFormat::Q8_0;
+    case DType::Q4_0:
+      return cuda::WeightFormat::Q4_0;
+    case DType::Q4_1:
+      return cuda::WeightFormat::Q4_1;
+    default:
+      fail("{}: the CUDA backend does not read {} tensors", op, dtype_name(dtype));
+  }
+}
+
+CudaBackend::CudaBackend(int device) : context_(std::make_shared<cuda::Context>(device)) {}
+
+Tensor CudaBackend::allocate(DType dtype, Shape shape) {
+  const size_t bytes = dtype_bytes(dtype, static_cast<uint64_t>(shape_numel(shape)));
+  void* data = context_->allocate(bytes);
+  // The deleter holds the context: the stream outlives every tensor freed on it.
+  std::shared_ptr<void> storage(data,
+                                [context = context_](void* pointer) { context->release(pointer); });
+  return Tensor(dtype, std::move(shape), Device::CUDA, std::move(storage), data);
+}
+
+Tensor CudaBackend::empty(Shape shape) {
+  return allocate(DType::F32, std::move(shape));
+}
+
+Tensor CudaBackend::zeros(Shape shape) {
+  Tensor tensor = allocate(DType::F32, std::move(shape));
+  if (tensor.nbytes()) {
+    cuda::check_cuda(cudaMemsetAsync(tensor.data(), 0, tensor.nbytes(), context_->stream()),
+                     "zeros");
+  }
+  return tensor;
+}
+
+Tensor CudaBackend::upload_weight(const HostTensor& host) {
+  check(is_floating(host.dtype), "tensor '{}' is {}, expected a floating-point weight", host.name,
+        dtype_name(host.dtype));
+  DType dtype = DType::F32;
+  const void* source = host.bytes.data();
+  std::vector<float> converted;
+  std::vector<uint16_t> bf16;
+  const bool matrix = host.shape.size() == 2;
+  const bool kept = host.dtype == DType::F32 || host.dtype == DType::BF16 ||
+                    host.dtype == DType::F16 || host.dtype == DType::Q8_0 ||
+                    host.dtype == DType::Q4_0 || host.dtype == DType::Q4_1;
+  if (matrix && kept) {
+    dtype = host.dtype;
+  } else {
+    converted = host.to_f32();
+    source = converted.data();
+    if (matrix) {  // K-quants: bf16 until a GEMV reads their blocks
+      dtype = DType::BF16;
+      bf16.resize(converted.size());
+      for (size_t i = 0; i < converted.size(); ++i) bf16[i] = f32_to_bf16(converted[i]);
+      source = bf16.data();
+    }
+  }
+  Tensor tensor = allocate(dtype, host.shape);
+  if (tensor.nbytes()) {
+    cuda::check_cuda(cudaMemcpyAsync(tensor.data(), source, tensor.nbytes(), cudaMemcpyHostToDevice,
+                                     context_->stream()),
+                     "upload_weight");
+    // The host buffers above die with this call.
+    if (!converted.empty()) context_->synchronize();
+  }
+  return tensor;
+}
+
+Tensor CudaBackend::from_host(std::span<const float> values, Shape shape) {
+  check(shape_numel(shape) == static_cast<int64_t>(values.size()), "{} values do not fill shape {}",
+        values.size(), shape_string(shape));
+  Tensor tensor = allocate(DType::F32, std::move(shape));
+  if (!values.empty()) {
+    // From pageable memory the copy has read `values` when it returns.
+    cuda::check_cuda(cudaMemcpyAsync(tensor.data(), values.data(), values.size_bytes(),
+                                     cudaMemcpyHostToDevice, context_->stream()),
+                     "from_host");
+  }
+  return tensor;
+}
+
+std::vector<float> CudaBackend::to_host(const Tensor& tensor) {
+  std::vector<float> values(static_cast<size_t>(tensor.numel()));
+  if (values.empty()) return values;
+  if (tensor.device() == Device::CPU) {
+    convert_to_f32(tensor.dtype(), tensor.data(), values.size(), values.data());
+    return values;
+  }
+  if (tensor.dtype() == DType::F32) {
+    cuda::check_cuda(cudaMemcpyAsync(values.data(), tensor.data(), tensor.nbytes(),
+                                     cudaMemcpyDeviceToHost, context_->stream()),
+                     "to_host");
+    context_->synchronize();
+    return values;
+  }
+  std::vector<std::byte> bytes(tensor.nbytes());
+  cuda::check_cuda(cudaMemcpyAsync(bytes.data(), tensor.data(), bytes.size(),
+                                   cudaMemcpyDeviceToHost, context_->stream()),
+                   "to_host");
+  context_->synchronize();
+  convert_to_f32(tensor.dtype(), bytes.data(), values.size(), values.data());
+  return values;
+}
+
+}  // namespace flow2

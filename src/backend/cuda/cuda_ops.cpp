@@ -1,0 +1,174 @@
+// The CUDA backend's row-wise, elementwise and cache ops: shape checks as the CPU backend makes
+// them, then one kernel each. Host spans (ids, positions, frequencies) go through the staging
+// ring, so no op waits for the GPU.
+#include <algorithm>
+
+#include "backend/cuda/cuda_backend.h"
+#include "flow2/error.h"
+
+namespace flow2 {
+namespace {
+
+void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
+  check(a.numel() == b.numel() && a.cols() == b.cols(), "{}: shapes {} and {} differ", op,
+        shape_string(a.shape()), shape_string(b.shape()));
+}
+
+void check_f32(const Tensor& tensor, const char* op) {
+  check(tensor.dtype() == DType::F32, "{}: expected a float32 tensor, got {}", op,
+        dtype_name(tensor.dtype()));
+}
+
+cuda::ActivationKind kind_of(Activation activation) {
+  switch (activation) {
+    case Activation::Silu:
+      return cuda::ActivationKind::Silu;
+    case Activation::GeluTanh:
+      return cuda::ActivationKind::GeluTanh;
+    case Activation::GeluErf:
+      return cuda::ActivationKind::GeluErf;
+    case Activation::Relu:
+      return cuda::ActivationKind::Relu;
+  }
+  fail("unknown activation");
+}
+
+}  // namespace
+
+void CudaBackend::embedding(Tensor& out, const Tensor& table, std::span<const int32_t> ids,
+                            bool accumulate) {
+  const int64_t width = table.cols();
+  check(out.rows() == static_cast<int64_t>(ids.size()) && out.cols() == width,
+        "embedding: output {} does not fit {} ids of width {}", shape_string(out.shape()),
+        ids.size(), width);
+  const cuda::WeightFormat format = weight_format(table.dtype(), "embedding");
+  if (ids.empty()) return;
+  for (int32_t id : ids) {  // a wrong id would read outside the table on the device
+    check(id >= 0 && id < table.rows(), "embedding: id {} outside the table's {} rows", id,
+          table.rows());
+  }
+  cuda::embedding(format, table.data(), context_->stage(ids), static_cast<int64_t>(ids.size()),
+                  width, out.data_as<float>(), accumulate, context_->stream());
+}
+
+void CudaBackend::rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) {
+  check_same_shape(out, x, "rms_norm");
+  check(weight.numel() == x.cols(), "rms_norm: weight has {} elements, rows have {}",
+        weight.numel(), x.cols());
+  check_f32(weight, "rms_norm");
+  cuda::rms_norm(out.data_as<float>(), x.data_as<float>(), weight.data_as<float>(), x.rows(),
+                 x.cols(), eps, context_->stream());
+}
+
+void CudaBackend::layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                             float eps) {
+  check_same_shape(out, x, "layer_norm");
+  check(weight.numel() == x.cols() && bias.numel() == x.cols(),
+        "layer_norm: weight/bias do not match rows of {}", x.cols());
+  check_f32(weight, "layer_norm");
+  check_f32(bias, "layer_norm");
+  cuda::layer_norm(out.data_as<float>(), x.data_as<float>(), weight.data_as<float>(),
+                   bias.data_as<float>(), x.rows(), x.cols(), eps, context_->stream());
+}
+
+void CudaBackend::rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
+                       std::span<const float> inv_freq) {
+  const int64_t half = head_dim / 2;
+  check(head_dim % 2 == 0 && static_cast<int64_t>(inv_freq.size()) == half,
+        "rope: {} frequencies for head dimension {}", inv_freq.size(), head_dim);
+  check(x.rows() == static_cast<int64_t>(positions.size()) && x.cols() % head_dim == 0,
+        "rope: {} positions for tensor {}", positions.size(), shape_string(x.shape()));
+  if (x.numel() == 0) return;
+  cuda::rope(x.data_as<float>(), x.rows(), x.cols() / head_dim, head_dim,
+             context_->stage(positions), context_->stage(inv_freq), context_->stream());
+}
+
+void CudaBackend::kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens,
+                           int64_t n_past) {
+  const int64_t width = x.cols();
+  check(cache.cols() == width && x.rows() == batch * n_tokens && cache.rows() % batch == 0,
+        "kv_write: {} into cache {} for batch {}", shape_string(x.shape()),
+        shape_string(cache.shape()), batch);
+  const int64_t capacity = cache.rows() / batch;
+  check(n_past + n_tokens <= capacity, "kv_write: {} tokens exceed the cache capacity {}",
+        n_past + n_tokens, capacity);
+  if (batch * n_tokens * width == 0) return;
+  // One strided copy: each sequence's new rows land after its past rows.
+  const size_t row_bytes = static_cast<size_t>(width) * sizeof(float);
+  cuda::check_cuda(
+      cudaMemcpy2DAsync(cache.data_as<float>() + n_past * width,
+                        static_cast<size_t>(capacity) * row_bytes, x.data(),
+                        static_cast<size_t>(n_tokens) * row_bytes,
+                        static_cast<size_t>(n_tokens) * row_bytes, static_cast<size_t>(batch),
+                        cudaMemcpyDeviceToDevice, context_->stream()),
+      "kv_write");
+}
+
+void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
+                            const Tensor& v_cache, const AttentionShape& shape) {
+  const int64_t head_dim = shape.head_dim;
+  const int64_t q_width = shape.n_heads * head_dim;
+  const int64_t kv_width = shape.n_kv_heads * head_dim;
+  check(shape.n_kv_heads > 0 && shape.n_heads % shape.n_kv_heads == 0,
+        "attention: {} heads over {} key/value heads", shape.n_heads, shape.n_kv_heads);
+  check(q.cols() == q_width && q.rows() == shape.batch * shape.n_tokens && out.numel() == q.numel(),
+        "attention: query {} does not match the shape", shape_string(q.shape()));
+  check(k_cache.cols() == kv_width && v_cache.cols() == kv_width &&
+            k_cache.rows() == v_cache.rows() && k_cache.rows() % shape.batch == 0,
+        "attention: cache {} does not match the shape", shape_string(k_cache.shape()));
+  check(head_dim <= cuda::kAttentionMaxHeadDim && head_dim % 4 == 0,
+        "attention: the CUDA kernel takes head dimensions of 4n up to {}, not {}",
+        cuda::kAttentionMaxHeadDim, head_dim);
+  const int64_t capacity = k_cache.rows() / shape.batch;
+  const int64_t total = shape.n_past + shape.n_tokens;
+  check(total <= capacity, "attention: {} tokens exceed capacity {}", total, capacity);
+
+  cuda::AttentionParams params;
+  params.q = q.data_as<float>();
+  params.k = k_cache.data_as<float>();
+  params.v = v_cache.data_as<float>();
+  params.out = out.data_as<float>();
+  params.batch = shape.batch;
+  params.n_tokens = shape.n_tokens;
+  params.n_past = shape.n_past;
+  params.n_heads = shape.n_heads;
+  params.n_kv_heads = shape.n_kv_heads;
+  params.head_dim = head_dim;
+  params.capacity = capacity;
+  params.window = shape.sliding_window;
+  params.scale = shape.scale;
+  // Split the keys when the queries alone give fewer than two blocks per multiprocessor (decode),
+  // keeping at least 64 keys per split.
+  const int64_t blocks = cuda::attention_blocks(params);
+  const int64_t wanted = (2 * context_->multiprocessors() + blocks - 1) / blocks;
+  const int64_t splits = std::clamp<int64_t>(std::min(wanted, total / 64), 1, 64);
+  params.split_length = (total + splits - 1) / splits;
+  params.splits = (total + params.split_length - 1) / params.split_length;
+  if (params.splits > 1) {
+    const int64_t pairs = shape.batch * shape.n_tokens * shape.n_heads;
+    params.partial = static_cast<float*>(context_->scratch(
+        2, static_cast<size_t>(params.splits * pairs * (head_dim + 2)) * sizeof(float)));
+  }
+  cuda::attention(params, context_->stream());
+}
+
+void CudaBackend::gated_activation(Tensor& out, const Tensor& gate, const Tensor& up,
+                                   Activation activation) {
+  check_same_shape(gate, up, "gated_activation");
+  check_same_shape(out, gate, "gated_activation");
+  cuda::gated_activation(out.data_as<float>(), gate.data_as<float>(), up.data_as<float>(),
+                         out.numel(), kind_of(activation), context_->stream());
+}
+
+void CudaBackend::activation(Tensor& x, Activation activation) {
+  cuda::activation(x.data_as<float>(), x.numel(), kind_of(activation), context_->stream());
+}
+
+void CudaBackend::add(Tensor& out, const Tensor& a, const Tensor& b) {
+  check_same_shape(a, b, "add");
+  check_same_shape(out, a, "add");
+  cuda::add(out.data_as<float>(), a.data_as<float>(), b.data_as<float>(), out.numel(),
+            context_->stream());
+}
+
+}  // namespace flow2
