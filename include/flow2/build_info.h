@@ -2,6 +2,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace flow2 {
 
@@ -9,5 +11,8 @@ std::string version();
 bool built_with_cuda();
 // CUDA devices visible now; 0 without CUDA support, a driver or a device.
 int cuda_device_count();
+// How this build was compiled (build type, compiler, instruction sets, CUDA), as key/value pairs
+// for reports.
+std::vector<std::pair<std::string, std::string>> build_configuration();
 
 }  // namespace flow2

@@ -17,6 +17,8 @@ void add_tokenize_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_dataset_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 
 // Parses "1,2,3" into token ids; `option` names the flag in errors.
 std::vector<int32_t> parse_id_list(const std::string& text, const std::string& option);
