@@ -28,6 +28,15 @@ struct AttentionShape {
   int64_t sliding_window = 0;  // > 0: a query at position p sees keys at p-window+1 .. p
 };
 
+// Geometry of causal attention over whole training rows (no cache): q [batch * n_tokens,
+// n_heads * head_dim], k and v [batch * n_tokens, n_kv_heads * head_dim]. segments
+// [batch * n_tokens] (empty: one segment per row) keeps attention within runs of equal ids, so
+// that packed examples do not see each other; n_past is unused.
+struct SegmentAttention {
+  AttentionShape shape;
+  std::span<const int32_t> segments;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -70,6 +79,35 @@ class Backend {
   virtual void activation(Tensor& x, Activation activation) = 0;  // in place
   // out = a + b, elementwise; out may be a or b.
   virtual void add(Tensor& out, const Tensor& a, const Tensor& b) = 0;
+
+  // --- training: forward ops that keep what backward needs, and the backward of each op.
+  // Frozen weights get no gradients; only inputs do. RoPE's backward is `rope` with negated
+  // positions (the inverse rotation).
+  // dx = dy * weight (weight [N, K] of any dtype matmul takes, dy [M, N], dx [M, K]); with
+  // `accumulate`, dx += dy * weight.
+  virtual void matmul_input_grad(Tensor& dx, const Tensor& dy, const Tensor& weight,
+                                 bool accumulate) = 0;
+  // dx += d(norm(x)) / dx applied to dy (adds: dx is usually the residual stream's gradient).
+  virtual void rms_norm_backward(Tensor& dx, const Tensor& dy, const Tensor& x,
+                                 const Tensor& weight, float eps) = 0;
+  virtual void layer_norm_backward(Tensor& dx, const Tensor& dy, const Tensor& x,
+                                   const Tensor& weight, float eps) = 0;
+  // Causal attention within segments; also writes lse [batch * n_tokens, n_heads], each
+  // softmax's log-sum-exp, from which backward recomputes the probabilities.
+  virtual void segment_attention(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k,
+                                 const Tensor& v, const SegmentAttention& attention) = 0;
+  // dq, dk, dv (overwritten) from d_out, given the forward's inputs, out and lse.
+  virtual void segment_attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& d_out,
+                                          const Tensor& q, const Tensor& k, const Tensor& v,
+                                          const Tensor& out, const Tensor& lse,
+                                          const SegmentAttention& attention) = 0;
+  // out = act(gate) * up: d_gate and d_up (overwritten) from d_out.
+  virtual void gated_activation_backward(Tensor& d_gate, Tensor& d_up, const Tensor& d_out,
+                                         const Tensor& gate, const Tensor& up,
+                                         Activation activation) = 0;
+  // dx = d_out * act'(x); dx may be d_out.
+  virtual void activation_backward(Tensor& dx, const Tensor& d_out, const Tensor& x,
+                                   Activation activation) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -36,6 +36,28 @@ class CpuBackend final : public Backend {
                         Activation activation) override;
   void activation(Tensor& x, Activation activation) override;
   void add(Tensor& out, const Tensor& a, const Tensor& b) override;
+
+  void matmul_input_grad(Tensor& dx, const Tensor& dy, const Tensor& weight,
+                         bool accumulate) override;
+  void rms_norm_backward(Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& weight,
+                         float eps) override;
+  void layer_norm_backward(Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& weight,
+                           float eps) override;
+  void segment_attention(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k,
+                         const Tensor& v, const SegmentAttention& attention) override;
+  void segment_attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& d_out,
+                                  const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse,
+                                  const SegmentAttention& attention) override;
+  void gated_activation_backward(Tensor& d_gate, Tensor& d_up, const Tensor& d_out,
+                                 const Tensor& gate, const Tensor& up,
+                                 Activation activation) override;
+  void activation_backward(Tensor& dx, const Tensor& d_out, const Tensor& x,
+                           Activation activation) override;
 };
+
+// act(x) and act'(x) for every Activation, shared by the forward and backward ops.
+float activation_value(float x, Activation activation);
+float activation_derivative(float x, Activation activation);
 
 }  // namespace flow2

@@ -13,7 +13,9 @@ void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
         shape_string(a.shape()), shape_string(b.shape()));
 }
 
-float apply_activation(float x, Activation activation) {
+}  // namespace
+
+float activation_value(float x, Activation activation) {
   switch (activation) {
     case Activation::Silu:
       return x / (1.0f + std::exp(-x));
@@ -29,7 +31,26 @@ float apply_activation(float x, Activation activation) {
   return x;
 }
 
-}  // namespace
+float activation_derivative(float x, Activation activation) {
+  switch (activation) {
+    case Activation::Silu: {
+      const float sigmoid = 1.0f / (1.0f + std::exp(-x));
+      return sigmoid * (1.0f + x * (1.0f - sigmoid));
+    }
+    case Activation::GeluTanh: {
+      constexpr float kSqrt2OverPi = 0.7978845608028654f;
+      const float t = std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x));
+      return 0.5f * (1.0f + t) +
+             0.5f * x * (1.0f - t * t) * kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * x * x);
+    }
+    case Activation::GeluErf:
+      return 0.5f * (1.0f + std::erf(x * 0.7071067811865476f)) +
+             x * std::exp(-0.5f * x * x) * 0.3989422804014327f;
+    case Activation::Relu:
+      return x > 0.0f ? 1.0f : 0.0f;
+  }
+  return 1.0f;
+}
 
 void CpuBackend::embedding(Tensor& out, const Tensor& table, std::span<const int32_t> ids,
                            bool accumulate) {
@@ -151,14 +172,14 @@ void CpuBackend::gated_activation(Tensor& out, const Tensor& gate, const Tensor&
   const float* u = up.data_as<float>();
   float* result = out.data_as<float>();
 #pragma omp parallel for schedule(static) if (count >= kMinParallelElements)
-  for (int64_t i = 0; i < count; ++i) result[i] = apply_activation(g[i], activation) * u[i];
+  for (int64_t i = 0; i < count; ++i) result[i] = activation_value(g[i], activation) * u[i];
 }
 
 void CpuBackend::activation(Tensor& x, Activation activation) {
   const int64_t count = x.numel();
   float* data = x.data_as<float>();
 #pragma omp parallel for schedule(static) if (count >= kMinParallelElements)
-  for (int64_t i = 0; i < count; ++i) data[i] = apply_activation(data[i], activation);
+  for (int64_t i = 0; i < count; ++i) data[i] = activation_value(data[i], activation);
 }
 
 void CpuBackend::add(Tensor& out, const Tensor& a, const Tensor& b) {
