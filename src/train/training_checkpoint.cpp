@@ -11,7 +11,8 @@ constexpr const char* kMetadataKey = "flow2.training";
 std::vector<float> read_values(const SafetensorsFile& file, const std::string& name, size_t size) {
   const HostTensor& tensor = file.get(name);
   check(tensor.dtype == DType::F32 && static_cast<size_t>(tensor.numel()) == size,
-        "{}: {} should be F32 with {} elements", file.source(), name, size);
+        "cannot resume from {}: {} should be F32 with {} elements (other settings?)", file.source(),
+        name, size);
   return tensor.to_f32();
 }
 
@@ -63,8 +64,8 @@ TrainingCheckpoint load_training_checkpoint(const std::filesystem::path& path,
     fail("{}: bad training metadata: {}", path.string(), error.what());
   }
   check(file.tensors().size() == 3 * parameters.size(),
-        "{}: holds {} tensors, expected {} (3 per trainable parameter)", path.string(),
-        file.tensors().size(), 3 * parameters.size());
+        "cannot resume from {}: it holds {} tensors, expected {} (3 per trainable parameter)",
+        path.string(), file.tensors().size(), 3 * parameters.size());
   for (const auto& p : parameters) {
     checkpoint.values.push_back(read_values(file, p.name, p.size));
     checkpoint.optimizer.exp_avg.push_back(read_values(file, p.name + ".exp_avg", p.size));
