@@ -10,6 +10,7 @@
 
 #include "cli_runner.h"
 #include "flow2/backend.h"
+#include "flow2/build_info.h"
 #include "flow2/generate.h"
 #include "flow2/gguf.h"
 #include "flow2/model.h"
@@ -85,6 +86,28 @@ TEST(Cli, GenerateMatchesTransformersGreedyOutput) {
     EXPECT_EQ(out["generated_tokens"], 16);
     EXPECT_GT(out["decode_tok_s"].get<double>(), 0.0);
   }
+}
+
+// --device picks the backend: auto is CUDA when a GPU is usable; asking for CUDA without one is
+// an error (exit status 1) that says so; the greedy tokens are the same everywhere.
+TEST(Cli, DeviceSelection) {
+  const std::string command = "generate --model " + testing::model_path("tiny-llama").string() +
+                              " --prompt-ids 5,6,7 --max-tokens 6 --temp 0 --ignore-eos --json";
+  auto cpu = testing::run_cli(command + " --device cpu");
+  ASSERT_EQ(cpu.status, 0) << cpu.output;
+  auto ids = json::parse(cpu.stdout_text)["ids"];
+  auto automatic = testing::run_cli(command + " --device auto");
+  ASSERT_EQ(automatic.status, 0) << automatic.output;
+  EXPECT_EQ(json::parse(automatic.stdout_text)["ids"], ids);
+  auto cuda = testing::run_cli(command + " --device cuda");
+  if (cuda_device_count() == 0) {
+    EXPECT_EQ(cuda.status, 1);
+    EXPECT_NE(cuda.output.find("CUDA was asked for"), std::string::npos) << cuda.output;
+  } else {
+    ASSERT_EQ(cuda.status, 0) << cuda.output;
+    EXPECT_EQ(json::parse(cuda.stdout_text)["ids"], ids);
+  }
+  EXPECT_EQ(testing::run_cli(command + " --device tpu").status, 1);
 }
 
 TEST(Cli, GenerateStopsAtEos) {

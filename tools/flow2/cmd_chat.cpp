@@ -73,7 +73,10 @@ void add_chat_command(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   add_generation_flags(*command, args->flags);
-  command->add_option("--backend", args->backend, "cpu")->capture_default_str();
+  command
+      ->add_option("--device,--backend", args->backend,
+                   "auto, cpu, cuda or cuda:N (auto: CUDA when a GPU is usable)")
+      ->capture_default_str();
   command->callback([args] { run_chat(*args); });
 }
 

@@ -104,7 +104,10 @@ void add_generate_command(CLI::App& app) {
                     "Wrap the prompt as a user turn in the model's chat template");
   command->add_option("--system", args->system, "System message (with --chat)");
   add_generation_flags(*command, args->flags);
-  command->add_option("--backend", args->backend, "cpu")->capture_default_str();
+  command
+      ->add_option("--device,--backend", args->backend,
+                   "auto, cpu, cuda or cuda:N (auto: CUDA when a GPU is usable)")
+      ->capture_default_str();
   command->add_flag("--json", args->as_json, "Print one JSON object");
   command->callback([args] { run_generate(*args); });
 }

@@ -49,7 +49,10 @@ void add_perplexity_command(CLI::App& app) {
       ->add_option("--ctx", args->context,
                    "Score in windows of this many tokens, advancing by half (0: one window)")
       ->check(CLI::NonNegativeNumber);
-  command->add_option("--backend", args->backend, "cpu")->capture_default_str();
+  command
+      ->add_option("--device,--backend", args->backend,
+                   "auto, cpu, cuda or cuda:N (auto: CUDA when a GPU is usable)")
+      ->capture_default_str();
   command->add_flag("--json", args->as_json, "Print one JSON object");
   command->callback([args] { run_perplexity(*args); });
 }

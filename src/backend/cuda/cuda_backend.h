@@ -40,7 +40,6 @@ class CudaBackend final : public Backend {
   void activation(Tensor& x, Activation activation) override;
   void add(Tensor& out, const Tensor& a, const Tensor& b) override;
 
-#ifdef FLOW2_BACKEND_TRAINING_OPS
   // Training ops are not on the GPU yet: each throws an error that says so.
   void matmul_input_grad(Tensor& dx, const Tensor& dy, const Tensor& weight,
                          bool accumulate) override;
@@ -59,7 +58,6 @@ class CudaBackend final : public Backend {
                                  Activation activation) override;
   void activation_backward(Tensor& dx, const Tensor& d_out, const Tensor& x,
                            Activation activation) override;
-#endif
 
   cuda::Context& context() {
     return *context_;
