@@ -14,7 +14,7 @@
 namespace flow2 {
 namespace {
 
-constexpr int64_t kTileRows = 64;
+constexpr int64_t kTileRows = 256;  // a deep enough inner dimension for sgemm
 
 }  // namespace
 
