@@ -19,7 +19,10 @@ struct LoraConfig {
   float dropout = 0.0f;
   bool rslora = false;
   // PEFT module names: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj (llama
-  // family), c_attn, c_proj, c_fc (GPT-2), or the single entry "all-linear".
+  // family), c_attn, c_proj, c_fc (GPT-2), or the single entry "all-linear". A name matches a
+  // module whose path is it or ends in "." + it, as in PEFT; a single entry with regex
+  // characters is a regular expression matched against the whole path
+  // ("model.layers.0.self_attn.q_proj"), as PEFT treats a string target_modules.
   std::vector<std::string> targets;
   // Adapt only the last `num_layers` layers (PEFT layers_to_transform); -1: every layer.
   int64_t num_layers = -1;
@@ -52,5 +55,20 @@ struct LoraAdapter {
   // (GPT-2's "c_proj") is an error: name "attn.c_proj" or "mlp.c_proj".
   const LoraModule* find(int64_t layer, const std::string& target) const;
 };
+
+// The modules PEFT would create for `config` on a model of `model_config`, in the model's module
+// order, with in/out dimensions and empty weights. Unknown or unmatched targets, the output
+// head, and more layers than the model has are errors.
+std::vector<LoraModule> plan_lora_modules(const LoraConfig& config,
+                                          const ModelConfig& model_config);
+
+// A fresh adapter as PEFT initializes one: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming-uniform with
+// a = sqrt(5)), B = 0, so the adapted model starts equal to the base model.
+LoraAdapter init_lora_adapter(const LoraConfig& config, const ModelConfig& model_config,
+                              uint64_t seed);
+
+// The module names "all-linear" stands for on a model of this family (every Linear or Conv1D
+// of the decoder layers; never the output head).
+std::vector<std::string> all_linear_targets(const ModelConfig& model_config);
 
 }  // namespace flow2

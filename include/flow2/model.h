@@ -14,6 +14,7 @@
 namespace flow2 {
 
 class GgufFile;
+struct LoraAdapter;
 
 // A checkpoint as found on disk, before any weight is touched. Tensors carry Hugging Face names
 // and layouts whatever the file format.
@@ -61,7 +62,10 @@ enum class LogitRows {
 
 class Model {
  public:
-  static std::unique_ptr<Model> load(const Checkpoint& checkpoint, Backend& backend);
+  // With `adapter`, every module it adapts computes y = x W^T + scaling * (x A^T) B^T (checked
+  // against the config first; the adapter is copied, so it need not outlive the model).
+  static std::unique_ptr<Model> load(const Checkpoint& checkpoint, Backend& backend,
+                                     const LoraAdapter* adapter = nullptr);
   ~Model();
 
   const ModelConfig& config() const;

@@ -12,6 +12,10 @@ namespace flow2 {
 struct Linear {
   Tensor weight;  // [out, in]
   Tensor bias;    // [out] or undefined
+  // A LoRA adapter on this layer (inference): y += (x lora_a^T) lora_b^T, with lora_a [r, in]
+  // and lora_b [out, r] already multiplied by the adapter's scaling. Undefined: none.
+  Tensor lora_a{};
+  Tensor lora_b{};
 };
 
 struct Norm {

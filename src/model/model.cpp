@@ -3,6 +3,7 @@
 
 #include "flow2/error.h"
 #include "flow2/model.h"
+#include "lora/attach_lora.h"
 #include "model/decoder_weights.h"
 #include "model/rope_frequencies.h"
 
@@ -19,6 +20,14 @@ namespace {
 
 void apply_linear(Backend& backend, Tensor& out, const Tensor& x, const Linear& linear) {
   backend.matmul(out, x, linear.weight, linear.bias.defined() ? &linear.bias : nullptr);
+  if (linear.lora_a.defined()) {
+    // The low-rank path stays float32 whatever the base weight's dtype (quantized too).
+    Tensor down = backend.empty({x.rows(), linear.lora_a.rows()});
+    backend.matmul(down, x, linear.lora_a, nullptr);
+    Tensor delta = backend.empty({x.rows(), out.cols()});
+    backend.matmul(delta, down, linear.lora_b, nullptr);
+    backend.add(out, out, delta);
+  }
 }
 
 void apply_norm(Backend& backend, Tensor& out, const Tensor& x, const Norm& norm, float eps) {
@@ -43,11 +52,13 @@ float attention_scale(const ModelConfig& config, int64_t layer) {
 Model::Model(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::load(const Checkpoint& checkpoint, Backend& backend) {
+std::unique_ptr<Model> Model::load(const Checkpoint& checkpoint, Backend& backend,
+                                   const LoraAdapter* adapter) {
   const ModelConfig& config = checkpoint.config;
   DecoderWeights weights = config.family == ModelFamily::Gpt2
                                ? bind_gpt2_weights(checkpoint.weights, config, backend)
                                : bind_llama_weights(checkpoint.weights, config, backend);
+  if (adapter) attach_lora(weights, *adapter, config, backend);
   RopeFrequencies rope(config.rope, config.head_dim, config.max_position_embeddings);
   auto state =
       std::unique_ptr<State>(new State{config, backend, std::move(weights), std::move(rope)});

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "adapter_option.h"
 #include "commands.h"
 #include "flow2/chat.h"
 #include "flow2/checkpoint_tokenizer.h"
@@ -18,6 +19,7 @@ namespace {
 
 struct ChatArgs {
   std::string model;
+  std::string adapter;
   std::string system;
   int64_t context = 4096;
   GenerationFlags flags;
@@ -31,7 +33,7 @@ void run_chat(const ChatArgs& args) {
   TokenizerConfig tokenizer_config = checkpoint_tokenizer_config(checkpoint);
   ChatFormatter formatter(tokenizer_config, checkpoint.config, *tokenizer);
   auto backend = make_backend(args.backend);
-  auto model = Model::load(checkpoint, *backend);
+  auto model = load_model(checkpoint, *backend, args.adapter);
   GenerationSession session(*model, args.context);
   GenerationOptions options =
       generation_options(args.flags, checkpoint.config, &*tokenizer, tokenizer_config);
@@ -68,6 +70,7 @@ void add_chat_command(CLI::App& app) {
   auto* command = app.add_subcommand("chat", "Talk with a model, one line per turn on stdin");
   auto args = std::make_shared<ChatArgs>();
   command->add_option("--model,-m", args->model, "Model directory or GGUF file")->required();
+  add_adapter_option(*command, args->adapter);
   command->add_option("--system", args->system, "System message");
   command->add_option("--ctx", args->context, "Context length in tokens")
       ->check(CLI::PositiveNumber)

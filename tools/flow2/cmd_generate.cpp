@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "adapter_option.h"
 #include "commands.h"
 #include "flow2/chat.h"
 #include "flow2/checkpoint_tokenizer.h"
@@ -18,6 +19,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model;
+  std::string adapter;
   PromptInput prompt;
   bool chat = false;
   std::string system;
@@ -49,7 +51,7 @@ void run_generate(const GenerateArgs& args) {
     prompt = args.prompt.token_ids(tokenizer ? &*tokenizer : nullptr, true);
   }
   auto backend = make_backend(args.backend);
-  auto model = Model::load(checkpoint, *backend);
+  auto model = load_model(checkpoint, *backend, args.adapter);
   double load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -99,6 +101,7 @@ void add_generate_command(CLI::App& app) {
   auto* command = app.add_subcommand("generate", "Generate text from a prompt");
   auto args = std::make_shared<GenerateArgs>();
   command->add_option("--model,-m", args->model, "Model directory or GGUF file")->required();
+  add_adapter_option(*command, args->adapter);
   add_prompt_options(*command, args->prompt, "prompt-ids", "prompt");
   command->add_flag("--chat", args->chat,
                     "Wrap the prompt as a user turn in the model's chat template");

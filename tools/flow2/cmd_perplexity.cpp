@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "adapter_option.h"
 #include "commands.h"
 #include "flow2/checkpoint_tokenizer.h"
 #include "flow2/generate.h"
@@ -13,6 +14,7 @@ namespace {
 
 struct PerplexityArgs {
   std::string model;
+  std::string adapter;
   PromptInput input;
   int64_t context = 0;
   bool as_json = false;
@@ -24,7 +26,7 @@ void run_perplexity(const PerplexityArgs& args) {
   std::optional<Tokenizer> tokenizer = checkpoint_tokenizer(checkpoint);
   std::vector<int32_t> ids = args.input.token_ids(tokenizer ? &*tokenizer : nullptr, true);
   auto backend = make_backend(args.backend);
-  auto model = Model::load(checkpoint, *backend);
+  auto model = load_model(checkpoint, *backend, args.adapter);
   PerplexityResult result = perplexity(*model, ids, args.context);
   if (args.as_json) {
     nlohmann::ordered_json out;
@@ -44,6 +46,7 @@ void add_perplexity_command(CLI::App& app) {
   auto* command = app.add_subcommand("perplexity", "Perplexity of a token sequence");
   auto args = std::make_shared<PerplexityArgs>();
   command->add_option("--model,-m", args->model, "Model directory")->required();
+  add_adapter_option(*command, args->adapter);
   add_prompt_options(*command, args->input, "ids", "text");
   command
       ->add_option("--ctx", args->context,
