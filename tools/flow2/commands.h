@@ -17,6 +17,7 @@ void add_tokenize_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_dataset_command(CLI::App& app);
+void add_finetune_command(CLI::App& app);
 void add_fuse_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_bench_command(CLI::App& app);

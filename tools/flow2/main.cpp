@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   flow2::cli::add_chat_command(app);
   flow2::cli::add_convert_command(app);
   flow2::cli::add_dataset_command(app);
+  flow2::cli::add_finetune_command(app);
   flow2::cli::add_fuse_command(app);
   flow2::cli::add_eval_command(app);
   flow2::cli::add_bench_command(app);
