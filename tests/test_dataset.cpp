@@ -110,6 +110,30 @@ TEST(Dataset, MessagesMaskEveryAssistantTurnAndOnlyThose) {
   EXPECT_EQ(regions, 2);
 }
 
+// A template that lists the tools it is given sees the example's "tools" (trim_blocks eats
+// the newline after the block tag, as in transformers).
+TEST(Dataset, MessagesToolsReachTheTemplate) {
+  TinyChatModel model;
+  model.tokenizer_config.chat_template =
+      "{% if tools %}TOOLS:{% for t in tools %}{{ t.name }};{% endfor %}\n{% endif %}"
+      "{% for m in messages %}{{ m.role }}: {{ m.content }}<|im_end|>\n{% endfor %}"
+      "{% if add_generation_prompt %}assistant: {% endif %}";
+  ChatFormatter formatter(model.tokenizer_config, model.config, model.tokenizer);
+  TempDir dir;
+  json tools = json::array({{{"name", "get_weather"}}, {{"name", "add"}}});
+  json row = {{"messages",
+               {{{"role", "user"}, {"content", "Weather?"}},
+                {{"role", "assistant"}, {"content", "Sunny."}}}},
+              {"tools", tools}};
+  write_file(dir / "train.jsonl", jsonl({row}));
+  Dataset dataset = load_dataset(dir / "train.jsonl", model.tokenizer, formatter, model.options());
+  ASSERT_EQ(dataset.train.examples.size(), 1u);
+  const std::string text = model.tokenizer.decode(dataset.train.examples[0].tokens);
+  EXPECT_NE(text.find("TOOLS:get_weather;add;"), std::string::npos) << text;
+  EXPECT_EQ(formatter.render({{"user", "Weather?"}, {"assistant", "Sunny."}}, false, tools),
+            "TOOLS:get_weather;add;user: Weather?<|im_end|>\nassistant: Sunny.<|im_end|>\n");
+}
+
 TEST(Dataset, Llama3TemplateMasksTheTrimmedReplyAndEotId) {
   auto directory = testing::data_path("tokenizers/llama3_1");
   Tokenizer tokenizer = Tokenizer::from_file(directory / "tokenizer.json");

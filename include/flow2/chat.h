@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,9 @@ class ChatFormatter {
                 const Tokenizer& tokenizer);
   // The prompt text for `messages`; with `add_generation_prompt`, ready for the reply.
   std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+  // The same with the tool definitions a template reads as `tools` (a JSON array; null: none).
+  std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                     const nlohmann::json& tools) const;
   bool uses_default() const { return uses_default_; }
 
  private:

@@ -58,6 +58,11 @@ ChatFormatter::ChatFormatter(const TokenizerConfig& tokenizer_config, const Mode
 
 std::string ChatFormatter::render(const std::vector<ChatMessage>& messages,
                                   bool add_generation_prompt) const {
+  return render(messages, add_generation_prompt, nullptr);
+}
+
+std::string ChatFormatter::render(const std::vector<ChatMessage>& messages,
+                                  bool add_generation_prompt, const nlohmann::json& tools) const {
   nlohmann::ordered_json context;
   context["messages"] = nlohmann::ordered_json::array();
   for (const auto& message : messages) {
@@ -66,6 +71,7 @@ std::string ChatFormatter::render(const std::vector<ChatMessage>& messages,
   context["add_generation_prompt"] = add_generation_prompt;
   context["bos_token"] = bos_token_;
   context["eos_token"] = eos_token_;
+  if (!tools.is_null()) context["tools"] = nlohmann::ordered_json::parse(tools.dump());
   return template_->render_ordered(context);
 }
 

@@ -19,8 +19,7 @@ struct Record {
   DatasetFormat format = DatasetFormat::Text;
   std::string text;                   // {"text"}
   std::vector<ChatMessage> messages;  // the chat formats; prompt/* become user + assistant
-  // {"messages"}' optional "tools". ChatFormatter::render takes messages only, so tools are
-  // kept here for a later template API and not rendered.
+  // {"messages"}' optional "tools", passed to the chat template as `tools`.
   std::optional<nlohmann::json> tools;
 };
 

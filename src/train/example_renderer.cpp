@@ -51,7 +51,8 @@ RenderedExample ExampleRenderer::render_text(const Record& record) const {
 
 RenderedExample ExampleRenderer::render_chat(const Record& record) const {
   const std::vector<ChatMessage>& messages = record.messages;
-  std::string full = formatter_.render(messages, false);
+  const nlohmann::json tools = record.tools.value_or(nullptr);
+  std::string full = formatter_.render(messages, false, tools);
   RenderedExample example;
   example.tokens = tokenizer_.encode(full);
   example.label_mask.assign(example.tokens.size(), mask_prompt_ ? 0 : 1);
@@ -65,8 +66,9 @@ RenderedExample ExampleRenderer::render_chat(const Record& record) const {
     if (!last_is_assistant) continue;
     std::vector<ChatMessage> before(messages.begin(), messages.begin() + i);
     std::vector<ChatMessage> through(messages.begin(), messages.begin() + i + 1);
-    std::string start_text = formatter_.render(before, true);
-    std::string end_text = i + 1 == messages.size() ? full : formatter_.render(through, false);
+    std::string start_text = formatter_.render(before, true, tools);
+    std::string end_text =
+        i + 1 == messages.size() ? full : formatter_.render(through, false, tools);
     if (!end_text.starts_with(start_text) || !full.starts_with(end_text)) {
       fail(
           "the chat template does not render the conversation up to message {} as a prefix of "
