@@ -8,6 +8,7 @@
 
 #include "flow2/quant.h"
 #include "flow2/safetensors.h"
+#include "lora_fixture_support.h"
 #include "test_support.h"
 
 namespace flow2::testing {
@@ -41,25 +42,7 @@ LoraAdapter read_fixture_adapter(const std::string& directory) {
 }
 
 Batch reference_batch(const std::string& reference_file) {
-  SafetensorsFile file = SafetensorsFile::open(reference_file);
-  const HostTensor& ids = file.get("input_ids");
-  std::vector<int64_t> id_values = ids.to_i64();
-  std::vector<int64_t> mask = file.get("attention_mask").to_i64();
-  std::vector<int64_t> labels = file.get("labels").to_i64();
-  Batch batch;
-  batch.rows = ids.shape[0];
-  batch.columns = ids.shape[1];
-  for (size_t i = 0; i < id_values.size(); ++i) {
-    batch.ids.push_back(static_cast<int32_t>(id_values[i]));
-    batch.label_mask.push_back(labels[i] != -100 ? 1 : 0);
-    batch.segments.push_back(static_cast<int32_t>(mask[i]));
-  }
-  for (int64_t r = 0; r < batch.rows; ++r) {
-    int32_t length = 0;
-    for (int64_t t = 0; t < batch.columns; ++t) length += mask[r * batch.columns + t] ? 1 : 0;
-    batch.lengths.push_back(length);
-  }
-  return batch;
+  return lora_reference_batch(SafetensorsFile::open(reference_file));
 }
 
 std::map<std::string, std::vector<float>> gradients(TrainableModel& model) {
