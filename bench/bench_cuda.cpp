@@ -3,7 +3,8 @@
 // (bf16, and Q4_0 blocks): load, prompt (pp) and generation (tg) tokens/s at batch 1.
 //
 // Usage: bench_cuda [--device cuda:N] [--layers 32] [--prompt 512] [--generate 128]
-//                   [--skip-model]
+//                   [--skip-model] [--skip-kernels]
+// FLOW2_CUDA_GRAPHS=0 in the environment times decoding without CUDA graphs.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -242,7 +243,7 @@ void measure_kernels(Backend& backend) {
 int main(int argc, char** argv) {
   std::string device = "cuda";
   int64_t layers = 32, prompt_tokens = 512, generate_tokens = 128;
-  bool skip_model = false;
+  bool skip_model = false, skip_kernels = false;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -256,6 +257,8 @@ int main(int argc, char** argv) {
       generate_tokens = std::stoll(value());
     } else if (flag == "--skip-model") {
       skip_model = true;
+    } else if (flag == "--skip-kernels") {
+      skip_kernels = true;
     } else {
       fmt::print(stderr, "bench_cuda: unknown flag {}\n", flag);
       return 2;
@@ -263,16 +266,17 @@ int main(int argc, char** argv) {
   }
   try {
     auto backend = flow2::make_backend(device);
-    measure_kernels(*backend);
+    if (!skip_kernels) measure_kernels(*backend);
     if (skip_model) return 0;
     fmt::print("\nLlama-3.1-8B shape, {} layers, random weights, batch 1\n", layers);
-    fmt::print("{:<8} {:>10} {:>14} {:>14}\n", "weights", "load (s)",
-               fmt::format("pp{} tok/s", prompt_tokens),
-               fmt::format("tg{} tok/s", generate_tokens));
+    fmt::print("{:<8} {:>10} {:>14} {:>14} {:>10}\n", "weights", "load (s)",
+               fmt::format("pp{} tok/s", prompt_tokens), fmt::format("tg{} tok/s", generate_tokens),
+               "peak GB");
     for (DType dtype : {DType::BF16, DType::Q4_0}) {
       ModelSpeed speed = measure_model(*backend, dtype, layers, prompt_tokens, generate_tokens);
-      fmt::print("{:<8} {:>10.2f} {:>14.0f} {:>14.1f}\n", flow2::dtype_name(dtype),
-                 speed.load_seconds, speed.prompt_rate, speed.generate_rate);
+      fmt::print("{:<8} {:>10.2f} {:>14.0f} {:>14.1f} {:>10.1f}\n", flow2::dtype_name(dtype),
+                 speed.load_seconds, speed.prompt_rate, speed.generate_rate,
+                 static_cast<double>(backend->peak_device_bytes()) / 1e9);
     }
   } catch (const std::exception& error) {
     fmt::print(stderr, "bench_cuda: {}\n", error.what());

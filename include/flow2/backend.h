@@ -52,6 +52,17 @@ class Backend {
   virtual Tensor from_host(std::span<const float> values, Shape shape) = 0;
   virtual std::vector<float> to_host(const Tensor& tensor) = 0;
 
+  // --- steps: the ops between begin_step and end_step are one decoding step (one new token per
+  // sequence). A backend may queue them and run the step as a whole: the CUDA backend replays
+  // a step that ran before as one CUDA graph. Tensors made during a step stay valid until the
+  // next step begins; nothing may be read back to the host inside a step. abort_step drops a
+  // step that failed half-way.
+  virtual void begin_step() {}
+  virtual void end_step() {}
+  virtual void abort_step() {}
+  // The most device memory this backend has held at once (0 where the host's memory counts).
+  virtual int64_t peak_device_bytes() const { return 0; }
+
   // --- ops
   // out[i] = table[ids[i]]; with `accumulate`, out[i] += table[ids[i]].
   virtual void embedding(Tensor& out, const Tensor& table, std::span<const int32_t> ids,

@@ -38,6 +38,25 @@ void apply_norm(Backend& backend, Tensor& out, const Tensor& x, const Norm& norm
   }
 }
 
+// Brackets a decoding step's ops (Backend::begin_step); a step that throws is dropped.
+class StepScope {
+ public:
+  StepScope(Backend& backend, bool active) : backend_(backend), active_(active) {
+    if (active_) backend_.begin_step();
+  }
+  ~StepScope() {
+    if (active_) backend_.abort_step();
+  }
+  void end() {
+    if (active_) backend_.end_step();
+    active_ = false;
+  }
+
+ private:
+  Backend& backend_;
+  bool active_;
+};
+
 float attention_scale(const ModelConfig& config, int64_t layer) {
   float scale = 1.0f;
   if (config.family != ModelFamily::Gpt2 || config.scale_attn_weights) {
@@ -98,6 +117,7 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
   std::vector<int32_t> positions(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) positions[i] = static_cast<int32_t>(n_past + i % n_tokens);
 
+  StepScope step(backend, n_tokens == 1);
   const int64_t hidden = config.hidden_size;
   Tensor x = backend.empty({count, hidden});
   backend.embedding(x, weights.token_embedding, ids, false);
@@ -169,6 +189,7 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
   }
   Tensor logits = backend.empty({selected.rows(), config.vocab_size});
   apply_linear(backend, logits, selected, weights.lm_head);
+  step.end();
   return logits;
 }
 

@@ -51,14 +51,17 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionParams 
   const bool active = item < items;
   const int64_t t = active ? item / group : 0;
   const int64_t head = kv_head * group + (active ? item % group : 0);
-  const int64_t position = p.n_past + t;
+  const int64_t n_past = p.device_n_past ? *p.device_n_past : p.n_past;
+  const int64_t position = n_past + t;
   const int64_t first_key = p.window > 0 ? max(int64_t{0}, position - p.window + 1) : int64_t{0};
 
   // Keys this block needs: its split, cut to what its queries can see.
-  const int64_t split_begin = blockIdx.z * p.split_length;
-  const int64_t split_end = min(split_begin + p.split_length, p.n_past + p.n_tokens);
-  const int64_t lowest_position = p.n_past + first_item / group;
-  const int64_t highest_position = p.n_past + last_item / group;
+  const int64_t total = n_past + p.n_tokens;
+  const int64_t split_length = (total + p.splits - 1) / p.splits;
+  const int64_t split_begin = blockIdx.z * split_length;
+  const int64_t split_end = min(split_begin + split_length, total);
+  const int64_t lowest_position = n_past + first_item / group;
+  const int64_t highest_position = n_past + last_item / group;
   const int64_t lowest_key =
       p.window > 0 ? max(int64_t{0}, lowest_position - p.window + 1) : int64_t{0};
   const int64_t key_begin = max(split_begin, lowest_key);

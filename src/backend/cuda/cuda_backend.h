@@ -23,6 +23,11 @@ class CudaBackend final : public Backend {
   Tensor from_host(std::span<const float> values, Shape shape) override;
   std::vector<float> to_host(const Tensor& tensor) override;
 
+  void begin_step() override;
+  void end_step() override;
+  void abort_step() override;
+  int64_t peak_device_bytes() const override;
+
   void embedding(Tensor& out, const Tensor& table, std::span<const int32_t> ids,
                  bool accumulate) override;
   void matmul(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias) override;
@@ -59,9 +64,7 @@ class CudaBackend final : public Backend {
   void activation_backward(Tensor& dx, const Tensor& d_out, const Tensor& x,
                            Activation activation) override;
 
-  cuda::Context& context() {
-    return *context_;
-  }
+  cuda::Context& context() { return *context_; }
 
  private:
   Tensor allocate(DType dtype, Shape shape);
@@ -70,6 +73,7 @@ class CudaBackend final : public Backend {
   void gemm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias);
 
   std::shared_ptr<cuda::Context> context_;
+  bool graphs_;  // decoding steps replay as CUDA graphs
 };
 
 // The kernels' name for a tensor's dtype; an error for dtypes the kernels do not read.

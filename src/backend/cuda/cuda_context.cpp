@@ -42,6 +42,13 @@ Context::Context(int device) : device_(device) {
   check_cublas(cublasSetStream(cublas_, stream_), "cublasSetStream");
   check_cuda(cudaMallocHost(&host_ring_, kRingBytes), "cudaMallocHost");
   check_cuda(cudaMalloc(&device_ring_, kRingBytes), "cudaMalloc");
+  for (int i = 0; i < 2; ++i) {
+    check_cuda(cudaMallocHost(&step_host_[i], kStepStageBytes), "cudaMallocHost");
+    check_cuda(cudaEventCreateWithFlags(&step_copied_[i], cudaEventDisableTiming),
+               "cudaEventCreate");
+  }
+  check_cuda(cudaMalloc(&step_device_, kStepStageBytes), "cudaMalloc");
+  fixed_bytes_ = kRingBytes + kStepStageBytes;
 }
 
 Context::~Context() {
@@ -51,14 +58,24 @@ Context::~Context() {
     if (scratch_[slot]) cudaFreeAsync(scratch_[slot], stream_);
   }
   cudaStreamSynchronize(stream_);
+  graphs_.clear();
   cublasDestroy(cublas_);
   cudaFree(device_ring_);
   cudaFreeHost(host_ring_);
+  cudaFree(arena_);
+  cudaFree(step_device_);
+  for (int i = 0; i < 2; ++i) {
+    cudaFreeHost(step_host_[i]);
+    cudaEventDestroy(step_copied_[i]);
+  }
   cudaStreamDestroy(stream_);
 }
 
 void* Context::allocate(size_t bytes) {
   if (bytes == 0) return nullptr;
+  if (in_step()) {
+    if (void* pointer = arena_allocate(bytes)) return pointer;
+  }
   void* pointer = nullptr;
   cudaError_t status = cudaMallocAsync(&pointer, bytes, stream_);
   if (status == cudaErrorMemoryAllocation) {
@@ -73,12 +90,94 @@ void* Context::allocate(size_t bytes) {
 }
 
 void Context::release(void* pointer) {
-  if (pointer) cudaFreeAsync(pointer, stream_);
+  if (!pointer || in_arena(pointer)) return;
+  if (in_step()) {
+    deferred_frees_.push_back(pointer);  // queued launches of this step may still use it
+    return;
+  }
+  cudaFreeAsync(pointer, stream_);
+}
+
+// 256-byte aligned pieces of the arena; null when it is full (the caller takes pool memory and
+// the arena grows before the next step).
+void* Context::arena_allocate(size_t bytes) {
+  const size_t rounded = (bytes + 255) / 256 * 256;
+  arena_wanted_ += rounded;
+  if (arena_used_ + rounded > arena_bytes_) return nullptr;
+  void* pointer = arena_ + arena_used_;
+  arena_used_ += rounded;
+  return pointer;
+}
+
+bool Context::in_arena(const void* pointer) const {
+  const auto* p = static_cast<const char*>(pointer);
+  return arena_ && p >= arena_ && p < arena_ + arena_bytes_;
+}
+
+void Context::begin_step() {
+  if (arena_wanted_ > arena_bytes_) {
+    // The last step outgrew the arena: a larger one, and graphs that point into it go.
+    synchronize();
+    graphs_.clear();
+    check_cuda(cudaFree(arena_), "cudaFree");
+    arena_ = nullptr;
+    fixed_bytes_ -= arena_bytes_;
+    arena_bytes_ = arena_wanted_ + arena_wanted_ / 4;
+    check_cuda(cudaMalloc(reinterpret_cast<void**>(&arena_), arena_bytes_), "cudaMalloc arena");
+    fixed_bytes_ += arena_bytes_;
+  }
+  arena_used_ = 0;
+  arena_wanted_ = 0;
+  step_staged_ = 0;
+  step_buffer_ ^= 1;
+  // The copy out of this host buffer two steps ago must have run before it is written again.
+  check_cuda(cudaEventSynchronize(step_copied_[step_buffer_]), "step staging");
+  graphs_.begin();
+}
+
+void Context::end_step() {
+  if (step_staged_ > 0) {
+    check_cuda(cudaMemcpyAsync(step_device_, step_host_[step_buffer_], step_staged_,
+                               cudaMemcpyHostToDevice, stream_),
+               "step staging");
+    check_cuda(cudaEventRecord(step_copied_[step_buffer_], stream_), "step staging");
+  }
+  try {
+    graphs_.run(stream_, arena_wanted_ <= arena_bytes_);
+  } catch (...) {
+    abort_step();
+    throw;
+  }
+  for (void* pointer : deferred_frees_) cudaFreeAsync(pointer, stream_);
+  deferred_frees_.clear();
+}
+
+void Context::abort_step() {
+  graphs_.discard();
+  for (void* pointer : deferred_frees_) cudaFreeAsync(pointer, stream_);
+  deferred_frees_.clear();
+}
+
+size_t Context::peak_bytes() const {
+  cudaMemPool_t pool = nullptr;
+  uint64_t high = 0;
+  if (cudaDeviceGetDefaultMemPool(&pool, device_) == cudaSuccess) {
+    cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemHigh, &high);
+  }
+  return static_cast<size_t>(high) + fixed_bytes_;
 }
 
 const void* Context::stage(const void* data, size_t bytes) {
   if (bytes == 0) return nullptr;
   const size_t rounded = (bytes + 255) / 256 * 256;
+  if (in_step()) {
+    check(step_staged_ + rounded <= kStepStageBytes,
+          "a CUDA step staged more than {} bytes of inputs", kStepStageBytes);
+    std::memcpy(static_cast<char*>(step_host_[step_buffer_]) + step_staged_, data, bytes);
+    const void* device = static_cast<char*>(step_device_) + step_staged_;
+    step_staged_ += rounded;
+    return device;
+  }
   if (rounded > kRingBytes) {
     // Too large for the ring (a prompt of a million tokens): a scratch buffer of its own.
     void* device = scratch(kLargeStageSlot, bytes);
@@ -99,6 +198,7 @@ const void* Context::stage(const void* data, size_t bytes) {
 }
 
 void* Context::scratch(int slot, size_t bytes) {
+  if (in_step()) return allocate(bytes);  // a queued op may still use the slot's old buffer
   if (bytes > scratch_bytes_[slot]) {
     release(scratch_[slot]);
     scratch_[slot] = allocate(bytes);

@@ -1,8 +1,11 @@
 // What every CUDA tensor and op of one backend shares: the device, one stream, the cuBLAS
-// handle, reusable scratch buffers and a pinned staging ring for small host inputs.
+// handle, reusable scratch buffers, a pinned staging ring for small host inputs, and the
+// recording of decoding steps as CUDA graphs (cuda_step_graph.h).
 //
 // Tensors free their memory with cudaFreeAsync on the stream through a shared_ptr to this
-// context, so a tensor may outlive the backend object that made it.
+// context, so a tensor may outlive the backend object that made it. During a step, memory comes
+// from an arena that the next step reuses, staged inputs land at fixed addresses, and frees of
+// other memory wait until the step's queued work is on the stream.
 #pragma once
 
 #include <cublas_v2.h>
@@ -12,6 +15,9 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_step_graph.h"
 
 namespace flow2::cuda {
 
@@ -47,7 +53,28 @@ class Context {
   void* scratch(int slot, size_t bytes);
   void synchronize();
 
+  // --- steps (Backend::begin_step): ops hand their work to `submit`, which runs it at once
+  // outside a step and queues it, with its signature, inside one.
+  void begin_step();
+  void end_step();
+  void abort_step();
+  bool in_step() const { return graphs_.recording(); }
+  template <typename... Args>
+  void submit(const char* op, Launch launch, Args... words) {
+    if (graphs_.recording()) {
+      graphs_.add(op, std::move(launch), words...);
+    } else {
+      launch(stream_);
+    }
+  }
+  const StepGraphs& graphs() const { return graphs_; }
+  // Largest device memory held at once: the pool's high-water mark plus the fixed buffers.
+  size_t peak_bytes() const;
+
  private:
+  void* arena_allocate(size_t bytes);
+  bool in_arena(const void* pointer) const;
+
   int device_;
   std::string device_name_;
   int multiprocessors_ = 0;
@@ -61,6 +88,21 @@ class Context {
   static constexpr int kScratchSlots = 4;
   void* scratch_[kScratchSlots] = {};
   size_t scratch_bytes_[kScratchSlots] = {};
+
+  StepGraphs graphs_;
+  // Step memory: a bump arena (grown between steps to the last step's need) ...
+  char* arena_ = nullptr;
+  size_t arena_bytes_ = 0, arena_used_ = 0, arena_wanted_ = 0;
+  std::vector<void*> deferred_frees_;
+  // ... and staged inputs: two pinned host buffers, used in turn (an event says when the copy
+  // from one has run), copied to one device buffer before each step's graph.
+  static constexpr size_t kStepStageBytes = 4 << 20;
+  void* step_host_[2] = {};
+  cudaEvent_t step_copied_[2] = {};
+  int step_buffer_ = 0;
+  void* step_device_ = nullptr;
+  size_t step_staged_ = 0;
+  size_t fixed_bytes_ = 0;  // ring, step buffers and arena, outside the pool
 };
 
 }  // namespace flow2::cuda

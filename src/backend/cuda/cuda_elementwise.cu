@@ -155,6 +155,18 @@ __global__ void add_kernel(float* out, const float* a, const float* b, int64_t c
   if (i < count) out[i] = a[i] + b[i];
 }
 
+// One thread per element of x; row r of sequence b goes to cache row b * capacity + n_past + r.
+__global__ void kv_write_kernel(float* cache, const float* x, int64_t n_tokens, int64_t width,
+                                int64_t capacity, int64_t count, int64_t n_past,
+                                const int64_t* device_n_past) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  const int64_t past = device_n_past ? *device_n_past : n_past;
+  const int64_t row = i / width, column = i % width;
+  const int64_t b = row / n_tokens, t = row % n_tokens;
+  cache[(b * capacity + past + t) * width + column] = x[i];
+}
+
 __global__ void to_bf16_kernel(const float* in, __nv_bfloat16* out, int64_t count) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) out[i] = __float2bfloat16_rn(in[i]);
@@ -284,6 +296,15 @@ void add(float* out, const float* a, const float* b, int64_t count, cudaStream_t
   if (count == 0) return;
   add_kernel<<<blocks_for(count), kThreads, 0, stream>>>(out, a, b, count);
   check_launch("add");
+}
+
+void kv_write(float* cache, const float* x, int64_t batch, int64_t n_tokens, int64_t width,
+              int64_t capacity, int64_t n_past, const int64_t* device_n_past, cudaStream_t stream) {
+  const int64_t count = batch * n_tokens * width;
+  if (count == 0) return;
+  kv_write_kernel<<<blocks_for(count), kThreads, 0, stream>>>(cache, x, n_tokens, width, capacity,
+                                                              count, n_past, device_n_past);
+  check_launch("kv_write");
 }
 
 }  // namespace flow2::cuda

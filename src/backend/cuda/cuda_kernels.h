@@ -47,6 +47,10 @@ void gated_activation(float* out, const float* gate, const float* up, int64_t co
                       ActivationKind activation, cudaStream_t stream);
 void activation(float* x, int64_t count, ActivationKind activation, cudaStream_t stream);
 void add(float* out, const float* a, const float* b, int64_t count, cudaStream_t stream);
+// Rows x [batch * n_tokens, width] to rows n_past.. of each sequence of cache
+// [batch * capacity, width]; n_past is read from `device_n_past` when that is set.
+void kv_write(float* cache, const float* x, int64_t batch, int64_t n_tokens, int64_t width,
+              int64_t capacity, int64_t n_past, const int64_t* device_n_past, cudaStream_t stream);
 
 struct AttentionParams {
   const float* q = nullptr;  // [batch * n_tokens, n_heads * head_dim]
@@ -56,8 +60,11 @@ struct AttentionParams {
   float* partial = nullptr;  // splits > 1: [splits, batch * n_tokens * n_heads, head_dim + 2]
   int64_t batch = 1, n_tokens = 1, n_past = 0, n_heads = 1, n_kv_heads = 1, head_dim = 1;
   int64_t capacity = 1, window = 0;
-  int64_t splits = 1, split_length = 0;  // keys [s * split_length, (s + 1) * split_length)
+  // Split s takes keys [s * L, (s + 1) * L), L = ceil((n_past + n_tokens) / splits).
+  int64_t splits = 1;
   float scale = 1.0f;
+  // When set, n_past is read here (a staged value: graph replays of decoding steps).
+  const int64_t* device_n_past = nullptr;
 };
 // Largest head dimension the attention kernel takes (a multiple of 4: rows move as float4).
 constexpr int64_t kAttentionMaxHeadDim = 256;

@@ -32,21 +32,33 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, con
             (!bias || bias->dtype() == DType::F32),
         "matmul: activations must be float32");
   if (m == 0 || n == 0) return;
-  cudaStream_t stream = context_->stream();
   const float* bias_values = bias ? bias->data_as<float>() : nullptr;
+  float* result = out.data_as<float>();
+  const float* in = x.data_as<float>();
+  const void* w = weight.data();
   if (k == 0) {
-    if (bias_values) {
-      cuda::broadcast_rows(out.data_as<float>(), bias_values, m, n, stream);
-    } else {
-      cuda::check_cuda(cudaMemsetAsync(out.data(), 0, out.nbytes(), stream), "matmul");
-    }
+    const size_t bytes = out.nbytes();
+    context_->submit(
+        "matmul k=0",
+        [=](cudaStream_t stream) {
+          if (bias_values) {
+            cuda::broadcast_rows(result, bias_values, m, n, stream);
+          } else {
+            cuda::check_cuda(cudaMemsetAsync(result, 0, bytes, stream), "matmul");
+          }
+        },
+        result, bias_values, m, n);
     return;
   }
   const bool blocks = is_quantized(weight.dtype());
   const bool x_aligned = reinterpret_cast<uintptr_t>(x.data()) % 16 == 0;
   if (m <= cuda::kGemvMaxRows && (!blocks || x_aligned)) {
-    cuda::gemv(format, weight.data(), x.data_as<float>(), bias_values, out.data_as<float>(), m, n,
-               k, stream);
+    context_->submit(
+        "gemv",
+        [=](cudaStream_t stream) {
+          cuda::gemv(format, w, in, bias_values, result, m, n, k, stream);
+        },
+        format, w, in, bias_values, result, m, n, k);
     return;
   }
   gemm(out, x, weight, bias);
@@ -54,53 +66,66 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, con
 
 void CudaBackend::gemm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias) {
   const int64_t m = x.rows(), k = x.cols(), n = weight.rows();
-  cudaStream_t stream = context_->stream();
   cublasHandle_t handle = context_->cublas();
   float* result = out.data_as<float>();
-  float beta = 0.0f;
-  if (bias) {  // cuBLAS adds beta * C: start C as the bias on every row
-    cuda::broadcast_rows(result, bias->data_as<float>(), m, n, stream);
-    beta = 1.0f;
-  }
-  const float alpha = 1.0f;
+  const float* in = x.data_as<float>();
+  const float* bias_values = bias ? bias->data_as<float>() : nullptr;
+  const void* w = weight.data();
+  const DType dtype = weight.dtype();
   // Row-major out[m, n] = x[m, k] W[n, k]^T is column-major out^T[n, m] = W^T... as cuBLAS sees
   // it: op(A) = W (transposed [k, n] column-major), B = x^T ([k, m] column-major).
-  if (weight.dtype() == DType::F32) {
-    cuda::check_cublas(
-        cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
-                    static_cast<int>(k), &alpha, weight.data_as<float>(), static_cast<int>(k),
-                    x.data_as<float>(), static_cast<int>(k), &beta, result, static_cast<int>(n)),
-        "matmul sgemm");
+  if (dtype == DType::F32) {
+    context_->submit(
+        "sgemm",
+        [=](cudaStream_t stream) {
+          const float alpha = 1.0f, beta = bias_values ? 1.0f : 0.0f;
+          // cuBLAS adds beta * C: start C as the bias on every row.
+          if (bias_values) cuda::broadcast_rows(result, bias_values, m, n, stream);
+          cuda::check_cublas(cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
+                                         static_cast<int>(m), static_cast<int>(k), &alpha,
+                                         static_cast<const float*>(w), static_cast<int>(k), in,
+                                         static_cast<int>(k), &beta, result, static_cast<int>(n)),
+                             "matmul sgemm");
+        },
+        result, in, bias_values, w, m, n, k);
     return;
   }
-  const bool half = weight.dtype() == DType::F16;
-  const cudaDataType type = half ? CUDA_R_16F : CUDA_R_16BF;
+  const bool half = dtype == DType::F16;
+  const bool blocks = is_quantized(dtype);
+  const cuda::WeightFormat format = weight_format(dtype, "matmul");
   void* x16 = context_->scratch(0, static_cast<size_t>(m * k) * 2);
-  if (half) {
-    cuda::convert_f32_to_f16(x.data_as<float>(), x16, m * k, stream);
-  } else {
-    cuda::convert_f32_to_bf16(x.data_as<float>(), x16, m * k, stream);
-  }
-  auto run = [&](const void* w, int64_t first, int64_t count) {
-    cuda::check_cublas(
-        cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(count), static_cast<int>(m),
-                     static_cast<int>(k), &alpha, w, type, static_cast<int>(k), x16, type,
-                     static_cast<int>(k), &beta, result + first, CUDA_R_32F, static_cast<int>(n),
-                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-        "matmul gemm");
-  };
-  if (!is_quantized(weight.dtype())) {
-    run(weight.data(), 0, n);
-    return;
-  }
-  const cuda::WeightFormat format = weight_format(weight.dtype(), "matmul");
-  const int64_t slice = std::clamp<int64_t>(kDecodeSliceElements / k, 1, n);
-  void* decoded = context_->scratch(1, static_cast<size_t>(slice * k) * 2);
-  for (int64_t first = 0; first < n; first += slice) {
-    const int64_t count = std::min(slice, n - first);
-    cuda::dequantize_rows_bf16(format, weight.data(), first, count, k, decoded, stream);
-    run(decoded, first, count);
-  }
+  const int64_t slice = blocks ? std::clamp<int64_t>(kDecodeSliceElements / k, 1, n) : n;
+  void* decoded = blocks ? context_->scratch(1, static_cast<size_t>(slice * k) * 2) : nullptr;
+  context_->submit(
+      "gemm",
+      [=](cudaStream_t stream) {
+        const float alpha = 1.0f, beta = bias_values ? 1.0f : 0.0f;
+        if (bias_values) cuda::broadcast_rows(result, bias_values, m, n, stream);
+        if (half) {
+          cuda::convert_f32_to_f16(in, x16, m * k, stream);
+        } else {
+          cuda::convert_f32_to_bf16(in, x16, m * k, stream);
+        }
+        const cudaDataType type = half ? CUDA_R_16F : CUDA_R_16BF;
+        auto run = [&](const void* rows, int64_t first, int64_t count) {
+          cuda::check_cublas(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(count),
+                                          static_cast<int>(m), static_cast<int>(k), &alpha, rows,
+                                          type, static_cast<int>(k), x16, type, static_cast<int>(k),
+                                          &beta, result + first, CUDA_R_32F, static_cast<int>(n),
+                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                             "matmul gemm");
+        };
+        if (!blocks) {
+          run(w, 0, n);
+          return;
+        }
+        for (int64_t first = 0; first < n; first += slice) {
+          const int64_t count = std::min(slice, n - first);
+          cuda::dequantize_rows_bf16(format, w, first, count, k, decoded, stream);
+          run(decoded, first, count);
+        }
+      },
+      result, in, bias_values, w, format, m, n, k, x16, decoded);
 }
 
 }  // namespace flow2

@@ -5,7 +5,9 @@
 // them directly, prompt GEMMs run on tensor cores), and Q8_0/Q4_0/Q4_1 blocks (GEMVs read the
 // blocks, prompts decode them to bf16 first). Q4_K/Q5_K/Q6_K are decoded to bf16 at upload;
 // vectors (norms, biases) become float32.
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "backend/cuda/cuda_backend.h"
 #include "flow2/error.h"
@@ -31,7 +33,34 @@ cuda::WeightFormat weight_format(DType dtype, const char* op) {
   }
 }
 
-CudaBackend::CudaBackend(int device) : context_(std::make_shared<cuda::Context>(device)) {}
+namespace {
+
+// FLOW2_CUDA_GRAPHS=0 runs decoding steps op by op (to compare, or to rule graphs out).
+bool graphs_enabled() {
+  const char* setting = std::getenv("FLOW2_CUDA_GRAPHS");
+  return !setting || std::string(setting) != "0";
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend(int device)
+    : context_(std::make_shared<cuda::Context>(device)), graphs_(graphs_enabled()) {}
+
+void CudaBackend::begin_step() {
+  if (graphs_) context_->begin_step();
+}
+
+void CudaBackend::end_step() {
+  if (graphs_) context_->end_step();
+}
+
+void CudaBackend::abort_step() {
+  if (graphs_) context_->abort_step();
+}
+
+int64_t CudaBackend::peak_device_bytes() const {
+  return static_cast<int64_t>(context_->peak_bytes());
+}
 
 Tensor CudaBackend::allocate(DType dtype, Shape shape) {
   const size_t bytes = dtype_bytes(dtype, static_cast<uint64_t>(shape_numel(shape)));
@@ -49,8 +78,14 @@ Tensor CudaBackend::empty(Shape shape) {
 Tensor CudaBackend::zeros(Shape shape) {
   Tensor tensor = allocate(DType::F32, std::move(shape));
   if (tensor.nbytes()) {
-    cuda::check_cuda(cudaMemsetAsync(tensor.data(), 0, tensor.nbytes(), context_->stream()),
-                     "zeros");
+    void* data = tensor.data();
+    const size_t bytes = tensor.nbytes();
+    context_->submit(
+        "zeros",
+        [=](cudaStream_t stream) {
+          cuda::check_cuda(cudaMemsetAsync(data, 0, bytes, stream), "zeros");
+        },
+        data, bytes);
   }
   return tensor;
 }
@@ -103,6 +138,7 @@ Tensor CudaBackend::from_host(std::span<const float> values, Shape shape) {
 }
 
 std::vector<float> CudaBackend::to_host(const Tensor& tensor) {
+  check(!context_->in_step(), "to_host: nothing is read back inside a decoding step");
   std::vector<float> values(static_cast<size_t>(tensor.numel()));
   if (values.empty()) return values;
   if (tensor.device() == Device::CPU) {

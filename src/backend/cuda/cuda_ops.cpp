@@ -47,8 +47,16 @@ void CudaBackend::embedding(Tensor& out, const Tensor& table, std::span<const in
     check(id >= 0 && id < table.rows(), "embedding: id {} outside the table's {} rows", id,
           table.rows());
   }
-  cuda::embedding(format, table.data(), context_->stage(ids), static_cast<int64_t>(ids.size()),
-                  width, out.data_as<float>(), accumulate, context_->stream());
+  const void* data = table.data();
+  const auto* staged_ids = context_->stage(ids);
+  const auto count = static_cast<int64_t>(ids.size());
+  float* result = out.data_as<float>();
+  context_->submit(
+      "embedding",
+      [=](cudaStream_t stream) {
+        cuda::embedding(format, data, staged_ids, count, width, result, accumulate, stream);
+      },
+      format, data, staged_ids, count, width, result, accumulate);
 }
 
 void CudaBackend::rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) {
@@ -56,8 +64,14 @@ void CudaBackend::rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, f
   check(weight.numel() == x.cols(), "rms_norm: weight has {} elements, rows have {}",
         weight.numel(), x.cols());
   check_f32(weight, "rms_norm");
-  cuda::rms_norm(out.data_as<float>(), x.data_as<float>(), weight.data_as<float>(), x.rows(),
-                 x.cols(), eps, context_->stream());
+  float* result = out.data_as<float>();
+  const float* in = x.data_as<float>();
+  const float* scale = weight.data_as<float>();
+  const int64_t rows = x.rows(), width = x.cols();
+  context_->submit(
+      "rms_norm",
+      [=](cudaStream_t stream) { cuda::rms_norm(result, in, scale, rows, width, eps, stream); },
+      result, in, scale, rows, width, eps);
 }
 
 void CudaBackend::layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -67,8 +81,17 @@ void CudaBackend::layer_norm(Tensor& out, const Tensor& x, const Tensor& weight,
         "layer_norm: weight/bias do not match rows of {}", x.cols());
   check_f32(weight, "layer_norm");
   check_f32(bias, "layer_norm");
-  cuda::layer_norm(out.data_as<float>(), x.data_as<float>(), weight.data_as<float>(),
-                   bias.data_as<float>(), x.rows(), x.cols(), eps, context_->stream());
+  float* result = out.data_as<float>();
+  const float* in = x.data_as<float>();
+  const float* scale = weight.data_as<float>();
+  const float* shift = bias.data_as<float>();
+  const int64_t rows = x.rows(), width = x.cols();
+  context_->submit(
+      "layer_norm",
+      [=](cudaStream_t stream) {
+        cuda::layer_norm(result, in, scale, shift, rows, width, eps, stream);
+      },
+      result, in, scale, shift, rows, width, eps);
 }
 
 void CudaBackend::rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
@@ -79,8 +102,16 @@ void CudaBackend::rope(Tensor& x, int64_t head_dim, std::span<const int32_t> pos
   check(x.rows() == static_cast<int64_t>(positions.size()) && x.cols() % head_dim == 0,
         "rope: {} positions for tensor {}", positions.size(), shape_string(x.shape()));
   if (x.numel() == 0) return;
-  cuda::rope(x.data_as<float>(), x.rows(), x.cols() / head_dim, head_dim,
-             context_->stage(positions), context_->stage(inv_freq), context_->stream());
+  float* values = x.data_as<float>();
+  const int64_t rows = x.rows(), heads = x.cols() / head_dim;
+  const int32_t* staged_positions = context_->stage(positions);
+  const float* staged_frequencies = context_->stage(inv_freq);
+  context_->submit(
+      "rope",
+      [=](cudaStream_t stream) {
+        cuda::rope(values, rows, heads, head_dim, staged_positions, staged_frequencies, stream);
+      },
+      values, rows, heads, head_dim, staged_positions, staged_frequencies);
 }
 
 void CudaBackend::kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens,
@@ -93,15 +124,18 @@ void CudaBackend::kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_
   check(n_past + n_tokens <= capacity, "kv_write: {} tokens exceed the cache capacity {}",
         n_past + n_tokens, capacity);
   if (batch * n_tokens * width == 0) return;
-  // One strided copy: each sequence's new rows land after its past rows.
-  const size_t row_bytes = static_cast<size_t>(width) * sizeof(float);
-  cuda::check_cuda(
-      cudaMemcpy2DAsync(cache.data_as<float>() + n_past * width,
-                        static_cast<size_t>(capacity) * row_bytes, x.data(),
-                        static_cast<size_t>(n_tokens) * row_bytes,
-                        static_cast<size_t>(n_tokens) * row_bytes, static_cast<size_t>(batch),
-                        cudaMemcpyDeviceToDevice, context_->stream()),
-      "kv_write");
+  float* rows = cache.data_as<float>();
+  const float* source = x.data_as<float>();
+  // In a step the cache length is staged, so that the next step's graph is the same.
+  const int64_t* staged_past =
+      context_->in_step() ? context_->stage(std::span<const int64_t>(&n_past, 1)) : nullptr;
+  const int64_t past = staged_past ? 0 : n_past;
+  context_->submit(
+      "kv_write",
+      [=](cudaStream_t stream) {
+        cuda::kv_write(rows, source, batch, n_tokens, width, capacity, past, staged_past, stream);
+      },
+      rows, source, batch, n_tokens, width, capacity, past, staged_past);
 }
 
 void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
@@ -138,37 +172,62 @@ void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
   params.window = shape.sliding_window;
   params.scale = shape.scale;
   // Split the keys when the queries alone give fewer than two blocks per multiprocessor (decode),
-  // keeping at least 64 keys per split.
+  // keeping at least 64 keys per split. In a step the split count must not depend on the cache
+  // length (the next step replays the same graph): it follows the capacity, and the kernel reads
+  // the staged length.
   const int64_t blocks = cuda::attention_blocks(params);
   const int64_t wanted = (2 * context_->multiprocessors() + blocks - 1) / blocks;
-  const int64_t splits = std::clamp<int64_t>(std::min(wanted, total / 64), 1, 64);
-  params.split_length = (total + splits - 1) / splits;
-  params.splits = (total + params.split_length - 1) / params.split_length;
+  const bool step = context_->in_step();
+  const int64_t keys = step ? capacity : total;
+  params.splits = std::clamp<int64_t>(std::min(wanted, keys / 64), 1, 64);
+  if (step) params.device_n_past = context_->stage(std::span<const int64_t>(&shape.n_past, 1));
   if (params.splits > 1) {
     const int64_t pairs = shape.batch * shape.n_tokens * shape.n_heads;
     params.partial = static_cast<float*>(context_->scratch(
         2, static_cast<size_t>(params.splits * pairs * (head_dim + 2)) * sizeof(float)));
   }
-  cuda::attention(params, context_->stream());
+  if (step) params.n_past = 0;  // read from device_n_past
+  context_->submit(
+      "attention", [=](cudaStream_t stream) { cuda::attention(params, stream); }, params.q,
+      params.k, params.v, params.out, params.partial, params.batch, params.n_tokens, params.n_past,
+      params.n_heads, params.n_kv_heads, params.head_dim, params.capacity, params.window,
+      params.splits, params.scale, params.device_n_past);
 }
 
 void CudaBackend::gated_activation(Tensor& out, const Tensor& gate, const Tensor& up,
                                    Activation activation) {
   check_same_shape(gate, up, "gated_activation");
   check_same_shape(out, gate, "gated_activation");
-  cuda::gated_activation(out.data_as<float>(), gate.data_as<float>(), up.data_as<float>(),
-                         out.numel(), kind_of(activation), context_->stream());
+  float* result = out.data_as<float>();
+  const float* gates = gate.data_as<float>();
+  const float* ups = up.data_as<float>();
+  const int64_t count = out.numel();
+  const cuda::ActivationKind kind = kind_of(activation);
+  context_->submit(
+      "gated_activation",
+      [=](cudaStream_t stream) { cuda::gated_activation(result, gates, ups, count, kind, stream); },
+      result, gates, ups, count, kind);
 }
 
 void CudaBackend::activation(Tensor& x, Activation activation) {
-  cuda::activation(x.data_as<float>(), x.numel(), kind_of(activation), context_->stream());
+  float* values = x.data_as<float>();
+  const int64_t count = x.numel();
+  const cuda::ActivationKind kind = kind_of(activation);
+  context_->submit(
+      "activation", [=](cudaStream_t stream) { cuda::activation(values, count, kind, stream); },
+      values, count, kind);
 }
 
 void CudaBackend::add(Tensor& out, const Tensor& a, const Tensor& b) {
   check_same_shape(a, b, "add");
   check_same_shape(out, a, "add");
-  cuda::add(out.data_as<float>(), a.data_as<float>(), b.data_as<float>(), out.numel(),
-            context_->stream());
+  float* result = out.data_as<float>();
+  const float* left = a.data_as<float>();
+  const float* right = b.data_as<float>();
+  const int64_t count = out.numel();
+  context_->submit(
+      "add", [=](cudaStream_t stream) { cuda::add(result, left, right, count, stream); }, result,
+      left, right, count);
 }
 
 }  // namespace flow2
