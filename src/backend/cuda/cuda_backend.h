@@ -64,6 +64,12 @@ class CudaBackend final : public Backend {
   void activation_backward(Tensor& dx, const Tensor& d_out, const Tensor& x,
                            Activation activation) override;
 
+  // Prompt attention on bf16 tensor cores (on once a 16-bit or block-quantized matrix is
+  // uploaded: float32 checkpoints keep float32 attention, as on the CPU).
+  void set_tensor_core_attention(bool on) { tensor_core_attention_ = on; }
+  // Queries per sequence from which attention takes the tensor-core kernel.
+  static constexpr int64_t kTensorCoreAttentionMinTokens = 16;
+
   cuda::Context& context() { return *context_; }
 
  private:
@@ -74,6 +80,7 @@ class CudaBackend final : public Backend {
 
   std::shared_ptr<cuda::Context> context_;
   bool graphs_;  // decoding steps replay as CUDA graphs
+  bool tensor_core_attention_ = false;
 };
 
 // The kernels' name for a tensor's dtype; an error for dtypes the kernels do not read.

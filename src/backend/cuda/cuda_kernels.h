@@ -71,5 +71,9 @@ constexpr int64_t kAttentionMaxHeadDim = 256;
 // Blocks the attention kernel runs without splitting the keys (the caller picks the splits).
 int64_t attention_blocks(const AttentionParams& params);
 void attention(const AttentionParams& params, cudaStream_t stream);
+// The same on bf16 tensor cores for prompts (cuda_flash_attention.cu): q, k and v are rounded to
+// bf16, scores and sums stay float32. Head dimensions 16, 32, 64 and 128.
+bool flash_attention_supported(int64_t head_dim);
+void flash_attention(const AttentionParams& params, cudaStream_t stream);
 
 }  // namespace flow2::cuda

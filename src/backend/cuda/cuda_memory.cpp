@@ -113,6 +113,7 @@ Tensor CudaBackend::upload_weight(const HostTensor& host) {
       source = bf16.data();
     }
   }
+  if (matrix && dtype != DType::F32) tensor_core_attention_ = true;
   Tensor tensor = allocate(dtype, host.shape);
   if (tensor.nbytes()) {
     cuda::check_cuda(cudaMemcpyAsync(tensor.data(), source, tensor.nbytes(), cudaMemcpyHostToDevice,

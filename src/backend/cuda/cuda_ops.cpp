@@ -171,6 +171,19 @@ void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
   params.capacity = capacity;
   params.window = shape.sliding_window;
   params.scale = shape.scale;
+  if (tensor_core_attention_ && shape.n_tokens >= kTensorCoreAttentionMinTokens &&
+      cuda::flash_attention_supported(head_dim)) {
+    if (context_->in_step()) {
+      params.device_n_past = context_->stage(std::span<const int64_t>(&shape.n_past, 1));
+      params.n_past = 0;
+    }
+    context_->submit(
+        "flash_attention", [=](cudaStream_t stream) { cuda::flash_attention(params, stream); },
+        params.q, params.k, params.v, params.out, params.batch, params.n_tokens, params.n_past,
+        params.n_heads, params.n_kv_heads, params.head_dim, params.capacity, params.window,
+        params.scale, params.device_n_past);
+    return;
+  }
   // Split the keys when the queries alone give fewer than two blocks per multiprocessor (decode),
   // keeping at least 64 keys per split. In a step the split count must not depend on the cache
   // length (the next step replays the same graph): it follows the capacity, and the kernel reads

@@ -1,0 +1,92 @@
+// Prompt attention on bf16 tensor cores (cuda_flash_attention.cu) against the CPU backend's
+// float32 attention on random inputs. Cache rows past the sequence hold NaN: a kernel that
+// reads them (instead of masking or zero-filling) poisons its output. Built with the toolkit;
+// skips without a GPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend_list.h"
+#include "test_support.h"
+
+namespace flow2 {
+namespace {
+
+std::vector<float> uniform(size_t count, std::mt19937& random) {
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  std::vector<float> values(count);
+  for (float& v : values) v = value(random);
+  return values;
+}
+
+// The largest |cuda - cpu| over the output, for one shape.
+double flash_error(const AttentionShape& shape, uint64_t seed) {
+  std::mt19937 random(static_cast<uint32_t>(seed));
+  const int64_t capacity = shape.n_past + shape.n_tokens + 5;
+  const int64_t q_width = shape.n_heads * shape.head_dim,
+                kv_width = shape.n_kv_heads * shape.head_dim;
+  auto q = uniform(static_cast<size_t>(shape.batch * shape.n_tokens * q_width), random);
+  auto k = uniform(static_cast<size_t>(shape.batch * capacity * kv_width), random);
+  auto v = uniform(k.size(), random);
+  for (int64_t b = 0; b < shape.batch; ++b) {
+    for (int64_t row = shape.n_past + shape.n_tokens; row < capacity; ++row) {
+      for (int64_t c = 0; c < kv_width; ++c) {
+        k[(b * capacity + row) * kv_width + c] = std::numeric_limits<float>::quiet_NaN();
+        v[(b * capacity + row) * kv_width + c] = std::numeric_limits<float>::quiet_NaN();
+      }
+    }
+  }
+  auto run = [&](Backend& backend) {
+    Tensor out =
+        backend.from_host(std::vector<float>(q.size(), std::numeric_limits<float>::quiet_NaN()),
+                          {shape.batch * shape.n_tokens, q_width});
+    backend.attention(out, backend.from_host(q, {shape.batch * shape.n_tokens, q_width}),
+                      backend.from_host(k, {shape.batch * capacity, kv_width}),
+                      backend.from_host(v, {shape.batch * capacity, kv_width}), shape);
+    return backend.to_host(out);
+  };
+  auto cpu = make_cpu_backend();
+  auto cuda = make_backend("cuda");
+  dynamic_cast<CudaBackend&>(*cuda).set_tensor_core_attention(true);
+  auto expected = run(*cpu);
+  auto actual = run(*cuda);
+  for (float value : actual) {
+    if (!std::isfinite(value)) return std::numeric_limits<double>::infinity();
+  }
+  return testing::max_abs_difference(actual, expected);
+}
+
+TEST(CudaFlashAttention, MatchesFloat32AttentionWithinBf16Rounding) {
+  if (auto reason = testing::skip_reason("cuda"); !reason.empty()) GTEST_SKIP() << reason;
+  // batch, queries, past, heads, kv heads, head dim, scale, window
+  const AttentionShape shapes[] = {
+      {1, 16, 0, 2, 2, 16, 0.25f, 0},        // one partial query tile, MHA
+      {1, 37, 0, 4, 2, 64, 0.125f, 0},       // GQA, a ragged tile
+      {2, 70, 30, 8, 2, 128, 0.088f, 0},     // continuing a cache, two query tiles
+      {1, 100, 5, 2, 1, 16, 0.25f, 20},      // sliding window across key tiles
+      {2, 64, 0, 4, 4, 32, 0.18f, 0},        // exactly one tile
+      {1, 200, 150, 4, 2, 128, 0.088f, 50},  // window far from the first key
+      {3, 20, 300, 6, 3, 64, 0.125f, 0},     // many past keys, few queries
+  };
+  uint64_t seed = 1;
+  for (const AttentionShape& shape : shapes) {
+    // Inputs in [-1, 1]: q, k and v round to bf16 (2^-9 relative) and so do the weights p;
+    // outputs are averages of v, so 1e-2 bounds the error with room.
+    const double error = flash_error(shape, seed++);
+    EXPECT_LE(error, 1e-2) << "tokens " << shape.n_tokens << " past " << shape.n_past
+                           << " head_dim " << shape.head_dim << " window " << shape.sliding_window;
+  }
+}
+
+TEST(CudaFlashAttention, OnlyForSupportedHeadDimensions) {
+  EXPECT_TRUE(cuda::flash_attention_supported(128));
+  EXPECT_TRUE(cuda::flash_attention_supported(64));
+  EXPECT_FALSE(cuda::flash_attention_supported(96));  // the exact kernel takes these
+  EXPECT_FALSE(cuda::flash_attention_supported(24));
+}
+
+}  // namespace
+}  // namespace flow2
