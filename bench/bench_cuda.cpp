@@ -1,6 +1,7 @@
 // Speed of the CUDA backend: its kernels against the GPU's own limits (device copy bandwidth,
 // tensor-core GEMM rate), and a Llama-3.1-8B-shaped model with random weights built in memory
-// (bf16, and Q4_0 blocks): load, prompt (pp) and generation (tg) tokens/s at batch 1.
+// (bf16, and Q4_0 blocks): load, prompt (pp) and generation (tg) tokens/s at batch 1, and
+// generation throughput of 8 and 32 sequences decoded together.
 //
 // Usage: bench_cuda [--device cuda:N] [--layers 32] [--prompt 512] [--generate 128]
 //                   [--skip-model] [--skip-kernels]
@@ -121,7 +122,24 @@ flow2::Checkpoint llama_8b(DType matrices, int64_t layers) {
 
 struct ModelSpeed {
   double load_seconds = 0, prompt_rate = 0, generate_rate = 0;
+  double batch8_rate = 0, batch32_rate = 0;  // generated tokens/s over all sequences
 };
+
+// Tokens per second of `steps` greedy steps of `batch` sequences decoded together (after two
+// warm-up steps: the first sizes the step arena, the second captures the step's graph).
+double batched_rate(Backend& backend, flow2::Model& model, int64_t batch, int64_t steps) {
+  flow2::KVCache cache = model.make_cache(batch, steps + 2);
+  std::vector<int32_t> tokens(static_cast<size_t>(batch));
+  for (int64_t b = 0; b < batch; ++b) tokens[b] = static_cast<int32_t>(1 + 7 * b);
+  for (int warm = 0; warm < 2; ++warm) {
+    tokens = backend.argmax_rows(model.forward(tokens, batch, cache, flow2::LogitRows::Last));
+  }
+  const double t0 = now_seconds();
+  for (int64_t i = 0; i < steps - 2; ++i) {
+    tokens = backend.argmax_rows(model.forward(tokens, batch, cache, flow2::LogitRows::Last));
+  }
+  return static_cast<double>(batch * (steps - 2)) / (now_seconds() - t0);
+}
 
 ModelSpeed measure_model(Backend& backend, DType matrices, int64_t layers, int64_t prompt_tokens,
                          int64_t generate_tokens) {
@@ -145,9 +163,9 @@ ModelSpeed measure_model(Backend& backend, DType matrices, int64_t layers, int64
     std::vector<int32_t> token = {1};
     backend.to_host(model->forward(token, 1, decode_cache, flow2::LogitRows::Last));
     t0 = now_seconds();
-    for (int64_t i = 0; i < generate_tokens; ++i) {
-      auto logits = backend.to_host(model->forward(token, 1, decode_cache, flow2::LogitRows::Last));
-      token[0] = flow2::argmax(logits);
+    for (int64_t i = 0; i < generate_tokens; ++i) {  // greedy, chosen on the device
+      token[0] =
+          backend.argmax_rows(model->forward(token, 1, decode_cache, flow2::LogitRows::Last))[0];
     }
     double generate_seconds = now_seconds() - t0;
     if (run == 0) continue;
@@ -156,6 +174,8 @@ ModelSpeed measure_model(Backend& backend, DType matrices, int64_t layers, int64
   }
   speed.prompt_rate = median(prompt_rates);
   speed.generate_rate = median(generate_rates);
+  speed.batch8_rate = batched_rate(backend, *model, 8, generate_tokens);
+  speed.batch32_rate = batched_rate(backend, *model, 32, generate_tokens);
   return speed;
 }
 
@@ -269,13 +289,14 @@ int main(int argc, char** argv) {
     if (!skip_kernels) measure_kernels(*backend);
     if (skip_model) return 0;
     fmt::print("\nLlama-3.1-8B shape, {} layers, random weights, batch 1\n", layers);
-    fmt::print("{:<8} {:>10} {:>14} {:>14} {:>10}\n", "weights", "load (s)",
+    fmt::print("{:<8} {:>10} {:>14} {:>14} {:>12} {:>12} {:>10}\n", "weights", "load (s)",
                fmt::format("pp{} tok/s", prompt_tokens), fmt::format("tg{} tok/s", generate_tokens),
-               "peak GB");
+               "b8 tok/s", "b32 tok/s", "peak GB");
     for (DType dtype : {DType::BF16, DType::Q4_0}) {
       ModelSpeed speed = measure_model(*backend, dtype, layers, prompt_tokens, generate_tokens);
-      fmt::print("{:<8} {:>10.2f} {:>14.0f} {:>14.1f} {:>10.1f}\n", flow2::dtype_name(dtype),
-                 speed.load_seconds, speed.prompt_rate, speed.generate_rate,
+      fmt::print("{:<8} {:>10.2f} {:>14.0f} {:>14.1f} {:>12.0f} {:>12.0f} {:>10.1f}\n",
+                 flow2::dtype_name(dtype), speed.load_seconds, speed.prompt_rate,
+                 speed.generate_rate, speed.batch8_rate, speed.batch32_rate,
                  static_cast<double>(backend->peak_device_bytes()) / 1e9);
     }
   } catch (const std::exception& error) {

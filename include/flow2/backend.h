@@ -16,6 +16,8 @@
 
 namespace flow2 {
 
+class WeightStore;
+
 // Geometry of one attention call over a key/value cache.
 struct AttentionShape {
   int64_t batch = 1;     // independent sequences
@@ -49,8 +51,28 @@ class Backend {
   // A weight in the form this backend computes with (float32 here; a view without copy when the
   // host bytes already are aligned float32).
   virtual Tensor upload_weight(const HostTensor& host) = 0;
+  // Called with a checkpoint's tensors before a model's weights are uploaded: a backend with
+  // memory of its own fails here when they cannot fit, saying how much they need and how
+  // much is free.
+  virtual void prepare_weights(const WeightStore& store) { (void)store; }
   virtual Tensor from_host(std::span<const float> values, Shape shape) = 0;
   virtual std::vector<float> to_host(const Tensor& tensor) = 0;
+
+  // The index of each row's largest value (the first one on ties): greedy decoding's choice,
+  // without reading the logits back where the backend keeps them on a device.
+  virtual std::vector<int32_t> argmax_rows(const Tensor& logits) {
+    const std::vector<float> values = to_host(logits);
+    std::vector<int32_t> indices;
+    const auto width = static_cast<size_t>(logits.cols());
+    for (size_t row = 0; width > 0 && row < values.size() / width; ++row) {
+      size_t best = row * width;
+      for (size_t j = best + 1; j < (row + 1) * width; ++j) {
+        if (values[j] > values[best]) best = j;
+      }
+      indices.push_back(static_cast<int32_t>(best - row * width));
+    }
+    return indices;
+  }
 
   // --- steps: the ops between begin_step and end_step are one decoding step (one new token per
   // sequence). A backend may queue them and run the step as a whole: the CUDA backend replays
@@ -90,6 +112,27 @@ class Backend {
   virtual void activation(Tensor& x, Activation activation) = 0;  // in place
   // out = a + b, elementwise; out may be a or b.
   virtual void add(Tensor& out, const Tensor& a, const Tensor& b) = 0;
+
+  // --- fused ops: each computes exactly what the ops it names compute, in that order; a
+  // backend may run them as one kernel (fewer launches and passes over memory while decoding).
+  // x += delta, then out = rms_norm(x) with `weight`.
+  virtual void add_rms_norm(Tensor& x, const Tensor& delta, Tensor& out, const Tensor& weight,
+                            float eps) {
+    add(x, x, delta);
+    rms_norm(out, x, weight, eps);
+  }
+  // rope(q) and rope(k) (skipped when inv_freq is empty), then kv_write of k and of v.
+  virtual void rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache,
+                              Tensor& v_cache, int64_t head_dim, std::span<const int32_t> positions,
+                              std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
+                              int64_t n_past) {
+    if (!inv_freq.empty()) {
+      rope(q, head_dim, positions, inv_freq);
+      rope(k, head_dim, positions, inv_freq);
+    }
+    kv_write(k_cache, k, batch, n_tokens, n_past);
+    kv_write(v_cache, v, batch, n_tokens, n_past);
+  }
 
   // --- training: forward ops that keep what backward needs, and the backward of each op.
   // Frozen weights get no gradients; only inputs do. RoPE's backward is `rope` with negated

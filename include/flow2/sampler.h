@@ -26,6 +26,12 @@ class Sampler {
   explicit Sampler(const SamplingOptions& options);
   // Picks a token from `logits`, penalizing what `history` holds (the latest tokens last).
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+  // Greedy with no penalties: the choice is the logits' argmax, which a backend can find where
+  // the logits are (Backend::argmax_rows).
+  bool plain_greedy() const {
+    return options_.temperature == 0.0f && options_.repetition_penalty == 1.0f &&
+           options_.presence_penalty == 0.0f && options_.frequency_penalty == 0.0f;
+  }
 
  private:
   SamplingOptions options_;

@@ -46,6 +46,10 @@ GenerationResult GenerationSession::generate(std::span<const int32_t> context,
 
   Sampler sampler(options.sampling);
   std::vector<int32_t> history(context.begin(), context.end());
+  auto choose = [&](const Tensor& logits) {
+    if (sampler.plain_greedy()) return model_.backend().argmax_rows(logits)[0];
+    return sampler.sample(model_.backend().to_host(logits), history);
+  };
   auto start = std::chrono::steady_clock::now();
   // The prompt runs in chunks so that activations stay small for long prompts.
   constexpr size_t kChunk = 512;
@@ -56,7 +60,7 @@ GenerationResult GenerationSession::generate(std::span<const int32_t> context,
     cached_.insert(cached_.end(), chunk.begin(), chunk.end());
   }
   result.prompt_tokens_computed = static_cast<int64_t>(context.size() - reused);
-  int32_t next = sampler.sample(model_.backend().to_host(logits), history);
+  int32_t next = choose(logits);
   result.prefill_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
   while (true) {
@@ -74,7 +78,7 @@ GenerationResult GenerationSession::generate(std::span<const int32_t> context,
     if (static_cast<int64_t>(result.ids.size()) >= options.max_new_tokens) break;
     logits = model_.forward(std::span<const int32_t>(&next, 1), 1, cache_, LogitRows::Last);
     cached_.push_back(next);
-    next = sampler.sample(model_.backend().to_host(logits), history);
+    next = choose(logits);
   }
   result.decode_seconds = seconds_since(start);
   return result;

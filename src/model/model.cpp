@@ -57,6 +57,17 @@ class StepScope {
   bool active_;
 };
 
+// x += delta, then out = norm(x): one fused op for RMSNorm.
+void residual_norm(Backend& backend, Tensor& x, const Tensor& delta, Tensor& out, const Norm& norm,
+                   float eps) {
+  if (norm.bias.defined()) {
+    backend.add(x, x, delta);
+    backend.layer_norm(out, x, norm.weight, norm.bias, eps);
+  } else {
+    backend.add_rms_norm(x, delta, out, norm.weight, eps);
+  }
+}
+
 float attention_scale(const ModelConfig& config, int64_t layer) {
   float scale = 1.0f;
   if (config.family != ModelFamily::Gpt2 || config.scale_attn_weights) {
@@ -140,18 +151,17 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
   Tensor inner_up = backend.empty({count, config.intermediate_size});
   const float eps = static_cast<float>(config.norm_eps);
 
-  for (size_t l = 0; l < weights.layers.size(); ++l) {
+  // Each residual add is fused with the norm that follows it (the next layer's, or the final).
+  const size_t layers = weights.layers.size();
+  apply_norm(backend, normed, x, layers > 0 ? weights.layers[0].attention_norm : weights.final_norm,
+             eps);
+  for (size_t l = 0; l < layers; ++l) {
     const DecoderLayer& layer = weights.layers[l];
-    apply_norm(backend, normed, x, layer.attention_norm, eps);
     apply_linear(backend, q, normed, layer.q);
     apply_linear(backend, k, normed, layer.k);
     apply_linear(backend, v, normed, layer.v);
-    if (!inv_freq.empty()) {
-      backend.rope(q, config.head_dim, positions, inv_freq);
-      backend.rope(k, config.head_dim, positions, inv_freq);
-    }
-    backend.kv_write(cache.keys(l), k, batch, n_tokens, n_past);
-    backend.kv_write(cache.values(l), v, batch, n_tokens, n_past);
+    backend.rope_and_cache(q, k, v, cache.keys(l), cache.values(l), config.head_dim, positions,
+                           inv_freq, batch, n_tokens, n_past);
     AttentionShape shape{batch,
                          n_tokens,
                          n_past,
@@ -162,9 +172,8 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
                          config.sliding_window_for_layer(static_cast<int64_t>(l))};
     backend.attention(attended, q, cache.keys(l), cache.values(l), shape);
     apply_linear(backend, projected, attended, layer.o);
-    backend.add(x, x, projected);
+    residual_norm(backend, x, projected, normed, layer.mlp_norm, eps);
 
-    apply_norm(backend, normed, x, layer.mlp_norm, eps);
     if (layer.gate.weight.defined()) {
       apply_linear(backend, inner, normed, layer.gate);
       apply_linear(backend, inner_up, normed, layer.up);
@@ -174,11 +183,11 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
       backend.activation(inner, config.activation);
     }
     apply_linear(backend, projected, inner, layer.down);
-    backend.add(x, x, projected);
+    residual_norm(backend, x, projected, normed,
+                  l + 1 < layers ? weights.layers[l + 1].attention_norm : weights.final_norm, eps);
   }
   cache.advance(n_tokens);
 
-  apply_norm(backend, normed, x, weights.final_norm, eps);
   Tensor selected = normed;
   if (rows == LogitRows::Last) {
     // Gather each sequence's last row with the embedding op, the states acting as the table.

@@ -22,6 +22,7 @@ class CudaBackend final : public Backend {
   Tensor upload_weight(const HostTensor& host) override;
   Tensor from_host(std::span<const float> values, Shape shape) override;
   std::vector<float> to_host(const Tensor& tensor) override;
+  std::vector<int32_t> argmax_rows(const Tensor& logits) override;
 
   void begin_step() override;
   void end_step() override;
@@ -45,6 +46,12 @@ class CudaBackend final : public Backend {
   void activation(Tensor& x, Activation activation) override;
   void add(Tensor& out, const Tensor& a, const Tensor& b) override;
 
+  void add_rms_norm(Tensor& x, const Tensor& delta, Tensor& out, const Tensor& weight,
+                    float eps) override;
+  void rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache,
+                      int64_t head_dim, std::span<const int32_t> positions,
+                      std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
+                      int64_t n_past) override;
   // Training ops are not on the GPU yet: each throws an error that says so.
   void matmul_input_grad(Tensor& dx, const Tensor& dy, const Tensor& weight,
                          bool accumulate) override;

@@ -52,6 +52,29 @@ void add(float* out, const float* a, const float* b, int64_t count, cudaStream_t
 void kv_write(float* cache, const float* x, int64_t batch, int64_t n_tokens, int64_t width,
               int64_t capacity, int64_t n_past, const int64_t* device_n_past, cudaStream_t stream);
 
+// out[r] = the index of row r's largest value (the lowest such index), cuda_sampling.cu.
+void argmax_rows(const float* logits, int64_t rows, int64_t width, int32_t* out,
+                 cudaStream_t stream);
+
+// Fused ops (cuda_fused.cu). x += delta, out = rms_norm(x) * weight.
+void add_rms_norm(float* x, const float* delta, float* out, const float* weight, int64_t rows,
+                  int64_t width, float eps, cudaStream_t stream);
+// rope of q and k in place (when inv_freq is set), k and v written to their caches at rows
+// n_past.. of each sequence (n_past read from device_n_past when that is set).
+struct RopeCacheParams {
+  float* q = nullptr;  // [rows, q_heads * head_dim]
+  float* k = nullptr;  // [rows, kv_heads * head_dim]
+  const float* v = nullptr;
+  float* k_cache = nullptr;  // [batch * capacity, kv_heads * head_dim]
+  float* v_cache = nullptr;
+  const int32_t* positions = nullptr;  // [rows]
+  const float* inv_freq = nullptr;     // [head_dim / 2], or null: no rotation
+  int64_t rows = 0, n_tokens = 1, q_heads = 1, kv_heads = 1, head_dim = 2, capacity = 1;
+  int64_t n_past = 0;
+  const int64_t* device_n_past = nullptr;
+};
+void rope_and_cache(const RopeCacheParams& params, cudaStream_t stream);
+
 struct AttentionParams {
   const float* q = nullptr;  // [batch * n_tokens, n_heads * head_dim]
   const float* k = nullptr;  // [batch * capacity, n_kv_heads * head_dim]

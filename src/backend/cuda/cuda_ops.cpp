@@ -243,4 +243,19 @@ void CudaBackend::add(Tensor& out, const Tensor& a, const Tensor& b) {
       left, right, count);
 }
 
+std::vector<int32_t> CudaBackend::argmax_rows(const Tensor& logits) {
+  check(!context_->in_step(), "argmax_rows: nothing is read back inside a decoding step");
+  check_f32(logits, "argmax_rows");
+  const int64_t rows = logits.rows(), width = logits.cols();
+  std::vector<int32_t> indices(static_cast<size_t>(rows));
+  if (rows == 0 || width == 0) return indices;
+  auto* device = static_cast<int32_t*>(context_->scratch(2, indices.size() * sizeof(int32_t)));
+  cuda::argmax_rows(logits.data_as<float>(), rows, width, device, context_->stream());
+  cuda::check_cuda(cudaMemcpyAsync(indices.data(), device, indices.size() * sizeof(int32_t),
+                                   cudaMemcpyDeviceToHost, context_->stream()),
+                   "argmax_rows");
+  context_->synchronize();
+  return indices;
+}
+
 }  // namespace flow2

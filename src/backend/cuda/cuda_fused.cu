@@ -1,0 +1,97 @@
+// Fused kernels for decoding: each does the work of several ops in one launch and one pass, with
+// the same float operations in the same order as the ops it replaces (so results are equal).
+#include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_math.cuh"
+
+namespace flow2::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// One block per row, as rms_norm_kernel: x += delta first, then the norm of the new x.
+__global__ void add_rms_norm_kernel(float* x, const float* delta, float* out, const float* weight,
+                                    int64_t width, float eps) {
+  float* row = x + blockIdx.x * width;
+  const float* added = delta + blockIdx.x * width;
+  float* result = out + blockIdx.x * width;
+  float sum_squares = 0.0f;
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+    const float value = row[j] + added[j];
+    row[j] = value;
+    sum_squares += value * value;
+  }
+  sum_squares = block_sum(sum_squares);
+  const float inverse_rms = static_cast<float>(
+      1.0 / sqrt(static_cast<double>(sum_squares) / static_cast<double>(width) + eps));
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+    result[j] = __fmul_rn(weight[j], __fmul_rn(row[j], inverse_rms));
+  }
+}
+
+// The rotation of rope_kernel for pair i of a head's values.
+__device__ inline void rotate(float* values, int64_t i, int64_t half, int32_t position,
+                              const float* inv_freq) {
+  const float angle = __fmul_rn(static_cast<float>(position), inv_freq[i]);
+  double sine, cosine;
+  sincos(static_cast<double>(angle), &sine, &cosine);
+  const float c = static_cast<float>(cosine), s = static_cast<float>(sine);
+  const float first = values[i], second = values[i + half];
+  values[i] = __fsub_rn(__fmul_rn(first, c), __fmul_rn(second, s));
+  values[i + half] = __fadd_rn(__fmul_rn(second, c), __fmul_rn(first, s));
+}
+
+// Per row, one thread for each rotated pair of q, each pair of k (rotated, then both values
+// stored in the cache) and each value of v (stored). Without inv_freq nothing rotates.
+__global__ void rope_and_cache_kernel(RopeCacheParams p) {
+  const int64_t half = p.head_dim / 2;
+  const int64_t q_pairs = p.q_heads * half, k_pairs = p.kv_heads * half;
+  const int64_t kv_width = p.kv_heads * p.head_dim;
+  const int64_t per_row = q_pairs + k_pairs + kv_width;
+  const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (index >= p.rows * per_row) return;
+  const int64_t row = index / per_row;
+  int64_t item = index % per_row;
+  const bool rotating = p.inv_freq != nullptr;
+  const int64_t past = p.device_n_past ? *p.device_n_past : p.n_past;
+  const int64_t cache_row = (row / p.n_tokens) * p.capacity + past + row % p.n_tokens;
+  if (item < q_pairs) {
+    if (rotating) {
+      float* head = p.q + row * p.q_heads * p.head_dim + (item / half) * p.head_dim;
+      rotate(head, item % half, half, p.positions[row], p.inv_freq);
+    }
+    return;
+  }
+  item -= q_pairs;
+  if (item < k_pairs) {
+    const int64_t offset = (item / half) * p.head_dim;
+    const int64_t i = item % half;
+    float* head = p.k + row * kv_width + offset;
+    if (rotating) rotate(head, i, half, p.positions[row], p.inv_freq);
+    p.k_cache[cache_row * kv_width + offset + i] = head[i];
+    p.k_cache[cache_row * kv_width + offset + i + half] = head[i + half];
+    return;
+  }
+  item -= k_pairs;
+  p.v_cache[cache_row * kv_width + item] = p.v[row * kv_width + item];
+}
+
+}  // namespace
+
+void add_rms_norm(float* x, const float* delta, float* out, const float* weight, int64_t rows,
+                  int64_t width, float eps, cudaStream_t stream) {
+  if (rows == 0) return;
+  add_rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, delta, out, weight,
+                                                                            width, eps);
+  check_launch("add_rms_norm");
+}
+
+void rope_and_cache(const RopeCacheParams& p, cudaStream_t stream) {
+  const int64_t count =
+      p.rows * (p.q_heads * (p.head_dim / 2) + p.kv_heads * (p.head_dim / 2 + p.head_dim));
+  if (count == 0) return;
+  rope_and_cache_kernel<<<static_cast<unsigned>((count + kThreads - 1) / kThreads), kThreads, 0,
+                          stream>>>(p);
+  check_launch("rope_and_cache");
+}
+
+}  // namespace flow2::cuda

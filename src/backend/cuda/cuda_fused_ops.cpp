@@ -1,0 +1,79 @@
+// The CUDA backend's fused ops (Backend's "fused ops"): the checks of the ops they stand for,
+// then one kernel.
+#include "backend/cuda/cuda_backend.h"
+#include "flow2/error.h"
+
+namespace flow2 {
+
+void CudaBackend::add_rms_norm(Tensor& x, const Tensor& delta, Tensor& out, const Tensor& weight,
+                               float eps) {
+  check(x.numel() == delta.numel() && x.cols() == delta.cols() && out.numel() == x.numel() &&
+            out.cols() == x.cols(),
+        "add_rms_norm: shapes {}, {} and {} differ", shape_string(x.shape()),
+        shape_string(delta.shape()), shape_string(out.shape()));
+  check(weight.numel() == x.cols() && weight.dtype() == DType::F32,
+        "add_rms_norm: weight {} {} does not fit rows of {}", dtype_name(weight.dtype()),
+        shape_string(weight.shape()), x.cols());
+  float* values = x.data_as<float>();
+  const float* added = delta.data_as<float>();
+  float* result = out.data_as<float>();
+  const float* scale = weight.data_as<float>();
+  const int64_t rows = x.rows(), width = x.cols();
+  context_->submit(
+      "add_rms_norm",
+      [=](cudaStream_t stream) {
+        cuda::add_rms_norm(values, added, result, scale, rows, width, eps, stream);
+      },
+      values, added, result, scale, rows, width, eps);
+}
+
+void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache,
+                                 Tensor& v_cache, int64_t head_dim,
+                                 std::span<const int32_t> positions,
+                                 std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
+                                 int64_t n_past) {
+  const int64_t rows = q.rows(), kv_width = k.cols();
+  check(head_dim > 0 && head_dim % 2 == 0 && q.cols() % head_dim == 0 && kv_width % head_dim == 0,
+        "rope_and_cache: head dimension {} does not divide {} and {}", head_dim, q.cols(),
+        kv_width);
+  check(inv_freq.empty() || static_cast<int64_t>(inv_freq.size()) == head_dim / 2,
+        "rope_and_cache: {} frequencies for head dimension {}", inv_freq.size(), head_dim);
+  check(k.rows() == rows && v.rows() == rows && v.cols() == kv_width &&
+            rows == static_cast<int64_t>(positions.size()) && rows == batch * n_tokens,
+        "rope_and_cache: q {}, k {}, v {} and {} positions do not agree", shape_string(q.shape()),
+        shape_string(k.shape()), shape_string(v.shape()), positions.size());
+  check(k_cache.cols() == kv_width && v_cache.cols() == kv_width &&
+            k_cache.rows() == v_cache.rows() && k_cache.rows() % batch == 0,
+        "rope_and_cache: caches {} do not fit rows of {} for batch {}",
+        shape_string(k_cache.shape()), kv_width, batch);
+  const int64_t capacity = k_cache.rows() / batch;
+  check(n_past + n_tokens <= capacity, "rope_and_cache: {} tokens exceed the cache capacity {}",
+        n_past + n_tokens, capacity);
+  if (rows == 0) return;
+  cuda::RopeCacheParams p;
+  p.q = q.data_as<float>();
+  p.k = k.data_as<float>();
+  p.v = v.data_as<float>();
+  p.k_cache = k_cache.data_as<float>();
+  p.v_cache = v_cache.data_as<float>();
+  p.positions = context_->stage(positions);
+  p.inv_freq = inv_freq.empty() ? nullptr : context_->stage(inv_freq);
+  p.rows = rows;
+  p.n_tokens = n_tokens;
+  p.q_heads = q.cols() / head_dim;
+  p.kv_heads = kv_width / head_dim;
+  p.head_dim = head_dim;
+  p.capacity = capacity;
+  // In a step the cache length is staged, so that the next step's graph is the same.
+  if (context_->in_step()) {
+    p.device_n_past = context_->stage(std::span<const int64_t>(&n_past, 1));
+  } else {
+    p.n_past = n_past;
+  }
+  context_->submit(
+      "rope_and_cache", [=](cudaStream_t stream) { cuda::rope_and_cache(p, stream); }, p.q, p.k,
+      p.v, p.k_cache, p.v_cache, p.positions, p.inv_freq, p.rows, p.n_tokens, p.q_heads, p.kv_heads,
+      p.head_dim, p.capacity, p.n_past, p.device_n_past);
+}
+
+}  // namespace flow2
