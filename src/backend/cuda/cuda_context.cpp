@@ -76,6 +76,10 @@ void* Context::allocate(size_t bytes) {
   if (in_step()) {
     if (void* pointer = arena_allocate(bytes)) return pointer;
   }
+  return pool_allocate(bytes);
+}
+
+void* Context::pool_allocate(size_t bytes) {
   void* pointer = nullptr;
   cudaError_t status = cudaMallocAsync(&pointer, bytes, stream_);
   if (status == cudaErrorMemoryAllocation) {
@@ -198,10 +202,11 @@ const void* Context::stage(const void* data, size_t bytes) {
 }
 
 void* Context::scratch(int slot, size_t bytes) {
-  if (in_step()) return allocate(bytes);  // a queued op may still use the slot's old buffer
   if (bytes > scratch_bytes_[slot]) {
+    // Inside a step, queued ops may still use the old buffer: release defers its free. The
+    // new one comes from the pool, not the step arena: scratch outlives the step.
     release(scratch_[slot]);
-    scratch_[slot] = allocate(bytes);
+    scratch_[slot] = pool_allocate(bytes);
     scratch_bytes_[slot] = bytes;
   }
   return scratch_[slot];

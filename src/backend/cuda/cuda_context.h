@@ -72,6 +72,7 @@ class Context {
   size_t peak_bytes() const;
 
  private:
+  void* pool_allocate(size_t bytes);
   void* arena_allocate(size_t bytes);
   bool in_arena(const void* pointer) const;
 
