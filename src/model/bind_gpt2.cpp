@@ -92,6 +92,7 @@ DecoderWeights bind_gguf_gpt2_weights(const WeightBinder& binder, const ModelCon
 
 DecoderWeights bind_gpt2_weights(const WeightStore& store, const ModelConfig& config,
                                  Backend& backend) {
+  backend.prepare_weights(store);
   WeightBinder binder(store, backend);
   if (binder.has("token_embd.weight")) return bind_gguf_gpt2_weights(binder, config);
   // Hub checkpoints name tensors "transformer.h.0..."; the original OpenAI exports omit the prefix.

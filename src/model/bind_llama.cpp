@@ -17,6 +17,7 @@ Linear bind_linear(const WeightBinder& binder, const std::string& prefix, int64_
 
 DecoderWeights bind_llama_weights(const WeightStore& store, const ModelConfig& config,
                                   Backend& backend) {
+  backend.prepare_weights(store);
   WeightBinder binder(store, backend);
   const int64_t hidden = config.hidden_size;
   const int64_t inner = config.intermediate_size;

@@ -10,6 +10,10 @@
 
 namespace flow2 {
 
+namespace cuda {
+class WeightUploader;
+}
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device);
@@ -20,6 +24,7 @@ class CudaBackend final : public Backend {
   Tensor empty(Shape shape) override;
   Tensor zeros(Shape shape) override;
   Tensor upload_weight(const HostTensor& host) override;
+  void prepare_weights(const WeightStore& store) override;  // cuda_upload.cpp
   Tensor from_host(std::span<const float> values, Shape shape) override;
   std::vector<float> to_host(const Tensor& tensor) override;
   std::vector<int32_t> argmax_rows(const Tensor& logits) override;
@@ -78,6 +83,8 @@ class CudaBackend final : public Backend {
   static constexpr int64_t kTensorCoreAttentionMinTokens = 16;
 
   cuda::Context& context() { return *context_; }
+  // upload_weight's staging (cuda_upload.h), made at the first upload.
+  cuda::WeightUploader& uploader();
 
  private:
   Tensor allocate(DType dtype, Shape shape);
@@ -87,6 +94,7 @@ class CudaBackend final : public Backend {
 
   std::shared_ptr<cuda::Context> context_;
   bool graphs_;  // decoding steps replay as CUDA graphs
+  std::shared_ptr<cuda::WeightUploader> uploader_;
   bool tensor_core_attention_ = false;
 };
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_upload.h"
 #include "flow2/error.h"
 
 namespace flow2 {
@@ -93,35 +94,12 @@ Tensor CudaBackend::zeros(Shape shape) {
 Tensor CudaBackend::upload_weight(const HostTensor& host) {
   check(is_floating(host.dtype), "tensor '{}' is {}, expected a floating-point weight", host.name,
         dtype_name(host.dtype));
-  DType dtype = DType::F32;
-  const void* source = host.bytes.data();
-  std::vector<float> converted;
-  std::vector<uint16_t> bf16;
   const bool matrix = host.shape.size() == 2;
-  const bool kept = host.dtype == DType::F32 || host.dtype == DType::BF16 ||
-                    host.dtype == DType::F16 || host.dtype == DType::Q8_0 ||
-                    host.dtype == DType::Q4_0 || host.dtype == DType::Q4_1;
-  if (matrix && kept) {
-    dtype = host.dtype;
-  } else {
-    converted = host.to_f32();
-    source = converted.data();
-    if (matrix) {  // K-quants: bf16 until a GEMV reads their blocks
-      dtype = DType::BF16;
-      bf16.resize(converted.size());
-      for (size_t i = 0; i < converted.size(); ++i) bf16[i] = f32_to_bf16(converted[i]);
-      source = bf16.data();
-    }
-  }
+  const DType dtype = cuda::device_weight_dtype(host);
   if (matrix && dtype != DType::F32) tensor_core_attention_ = true;
   Tensor tensor = allocate(dtype, host.shape);
-  if (tensor.nbytes()) {
-    cuda::check_cuda(cudaMemcpyAsync(tensor.data(), source, tensor.nbytes(), cudaMemcpyHostToDevice,
-                                     context_->stream()),
-                     "upload_weight");
-    // The host buffers above die with this call.
-    if (!converted.empty()) context_->synchronize();
-  }
+  // Through pinned buffers on a copy stream; the stream waits for the copies (cuda_upload.h).
+  uploader().upload(host, tensor);
   return tensor;
 }
 
