@@ -7,6 +7,7 @@
 
 #include "cli_runner.h"
 #include "flow2/benchmark.h"
+#include "flow2/build_info.h"
 #include "flow2/error.h"
 #include "test_support.h"
 
@@ -82,8 +83,12 @@ TEST(Benchmark, AutoListsEveryRegisteredBackend) {
   for (const auto& b : result.models[0].backends) {
     if (b.backend == "cuda") {
       cuda_listed = true;
-      EXPECT_FALSE(b.measured);
-      EXPECT_FALSE(b.not_measured.empty());
+      // Measured, with the GPU's peak memory, where a GPU is visible; listed with the reason
+      // elsewhere.
+      const bool gpu = cuda_device_count() > 0;
+      EXPECT_EQ(b.measured, gpu);
+      EXPECT_EQ(b.not_measured.empty(), gpu);
+      EXPECT_EQ(b.gpu_peak_bytes.has_value(), gpu);
     }
   }
   EXPECT_TRUE(cuda_listed);

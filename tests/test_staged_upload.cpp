@@ -3,6 +3,7 @@
 // up as wrong bytes at the destination. Also the does-not-fit message of the device memory check.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -16,6 +17,8 @@
 #include "backend/device_memory_check.h"
 #include "backend/staged_upload.h"
 #include "flow2/error.h"
+#include "flow2/mapped_file.h"
+#include "test_support.h"
 
 namespace flow2 {
 namespace {
@@ -206,6 +209,30 @@ TEST(StagedUpload, PiecesCoverTheChunkOnPageOrGranuleBoundaries) {
     }
   }
   EXPECT_TRUE(split_pieces(0, 4, 8, 1024).empty());
+}
+
+TEST(StagedUpload, BytesOfAMappedFileAreReadFromTheFile) {
+  testing::TempDir directory;
+  const std::vector<std::byte> contents = pattern(3 * 4096 + 123, 9);
+  testing::write_file(directory / "weights.bin",
+                      std::string(reinterpret_cast<const char*>(contents.data()), contents.size()));
+  auto file = MappedFile::open(directory / "weights.bin");
+  const std::span<const std::byte> mapped = file->bytes();
+  const auto inner = MappedFile::locate(mapped.subspan(5000, 7000));
+  ASSERT_TRUE(inner.has_value());
+  EXPECT_EQ(inner->offset, 5000u);
+  EXPECT_FALSE(MappedFile::locate(std::span<const std::byte>(mapped.data() + 5000, 20000)));
+  EXPECT_FALSE(MappedFile::locate(contents));  // not a mapping
+  for (bool read_files : {true, false}) {
+    LateBuffers staging(2, 4096);
+    StagedUploader uploader(staging, 3, 1024);
+    std::vector<std::byte> destination(7000);
+    uploader.upload(destination.data(), destination.size(), 1,
+                    copy_fill(mapped.subspan(5000, 7000), {.read_files = read_files}));
+    staging.finish();
+    EXPECT_TRUE(std::equal(destination.begin(), destination.end(), contents.begin() + 5000))
+        << "read_files " << read_files;
+  }
 }
 
 TEST(TaskPool, RunsEveryTaskOnceAndRethrows) {

@@ -4,10 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "flow2/error.h"
+#include "flow2/mapped_file.h"
 
 namespace flow2 {
 namespace {
@@ -23,8 +26,30 @@ size_t boundary_unit(size_t granule, size_t limit) {
 
 }  // namespace
 
-StageFill copy_fill(std::span<const std::byte> source, bool prefault) {
-  return [source, prefault](std::byte* out, size_t offset, size_t size) {
+// Reads `size` bytes at `offset` of file `fd` into `out`; false on an error (the caller copies
+// from the mapping instead).
+bool read_fully(int fd, std::byte* out, size_t size, uint64_t offset) {
+  while (size > 0) {
+    const ssize_t got = ::pread(fd, out, size, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    out += got;
+    size -= static_cast<size_t>(got);
+    offset += static_cast<uint64_t>(got);
+  }
+  return true;
+}
+
+StageFill copy_fill(std::span<const std::byte> source, const CopyOptions& options) {
+  std::optional<MappedFile::Location> file;
+  if (options.read_files) file = MappedFile::locate(source);
+  const bool prefault = options.prefault;
+  return [source, file, prefault](std::byte* out, size_t offset, size_t size) {
+    // From a mapped checkpoint, pread: the kernel copies from the page cache without mapping
+    // each page into this process first. A memcpy from the mapping is limited by those page
+    // faults once the kernel has read the pages from disk (16 GB to an H100: 0.53-0.77 s with
+    // memcpy, 0.30-0.39 s with pread).
+    if (file && read_fully(file->fd, out, size, file->offset + offset)) return;
     const std::byte* from = source.data() + offset;
 #ifdef MADV_POPULATE_READ
     if (prefault) {

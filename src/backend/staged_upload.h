@@ -39,9 +39,17 @@ class StagingBuffers {
 // from several threads at once, for disjoint ranges.
 using StageFill = std::function<void(std::byte* out, size_t offset, size_t size)>;
 
-// A fill that copies `source` as it is; with `prefault`, each piece's pages of a memory-mapped
-// source are mapped in one call before the copy (see staged_upload.cpp).
-StageFill copy_fill(std::span<const std::byte> source, bool prefault = true);
+struct CopyOptions {
+  // Bytes of a live MappedFile are read from its file (pread) rather than copied from the pages
+  // of the mapping.
+  bool read_files = true;
+  // Otherwise each piece's pages of a memory-mapped source are mapped in one call
+  // (MADV_POPULATE_READ) before the copy.
+  bool prefault = true;
+};
+
+// A fill that copies `source` as it is.
+StageFill copy_fill(std::span<const std::byte> source, const CopyOptions& options = {});
 
 // One piece of a chunk, filled by one thread.
 struct StagePiece {

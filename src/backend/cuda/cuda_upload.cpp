@@ -100,6 +100,7 @@ UploadSettings UploadSettings::from_environment() {
       static_cast<size_t>(environment_number(
           "FLOW2_UPLOAD_BUFFER_MB", static_cast<int64_t>(settings.buffer_bytes >> 20), 1, 4096))
       << 20;
+  settings.read_files = environment_number("FLOW2_UPLOAD_PREAD", 1, 0, 1) != 0;
   settings.prefault = environment_number("FLOW2_UPLOAD_PREFAULT", 1, 0, 1) != 0;
   return settings;
 }
@@ -202,7 +203,9 @@ void WeightUploader::upload(const HostTensor& host, Tensor& tensor) {
       upload_unstaged(tensor.data(), bytes, {}, host.bytes.data());
       return;
     }
-    upload(tensor.data(), bytes, 1, copy_fill(host.bytes, settings_.prefault));
+    upload(tensor.data(), bytes, 1,
+           copy_fill(host.bytes,
+                     {.read_files = settings_.read_files, .prefault = settings_.prefault}));
     return;
   }
   check(tensor.dtype() == DType::F32 || tensor.dtype() == DType::BF16,

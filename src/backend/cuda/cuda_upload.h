@@ -6,9 +6,10 @@
 //
 // Settings (environment, read once per backend): FLOW2_UPLOAD_THREADS (host threads; default
 // min(12, cores)), FLOW2_UPLOAD_BUFFERS (default 4), FLOW2_UPLOAD_BUFFER_MB (default 16; less
-// while no weight is that large), FLOW2_UPLOAD_PREFAULT=0 (no MADV_POPULATE_READ before copying
-// a piece), and FLOW2_UPLOAD_STAGING=0 for the unstaged path: one cudaMemcpyAsync from pageable
-// memory per weight, as before the staging existed, to compare.
+// while no weight is that large), FLOW2_UPLOAD_PREAD=0 (copy from the mapping instead of
+// reading its file), FLOW2_UPLOAD_PREFAULT=0 (then no MADV_POPULATE_READ before a piece), and
+// FLOW2_UPLOAD_STAGING=0 for the unstaged path: one cudaMemcpyAsync from pageable memory per
+// weight, as before the staging existed, to compare.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -47,6 +48,7 @@ struct UploadSettings {
   // 4 warm loads: 0.33 s with 16 MB buffers and 8 threads, 0.30 s with 12 threads, 0.38 s with
   // 64 MB buffers, 0.55 s with 8 buffers of 16 MB, 1.65 s unstaged.
   size_t buffer_bytes = size_t{16} << 20;
+  bool read_files = true;  // pread from a mapped checkpoint's file (CopyOptions)
   bool prefault = true;
   // The defaults, overridden by the FLOW2_UPLOAD_* variables.
   static UploadSettings from_environment();
