@@ -1,5 +1,6 @@
 // Speed of the CUDA backend: its kernels against the GPU's own limits (device copy bandwidth,
-// tensor-core GEMM rate), and a Llama-3.1-8B-shaped model with random weights built in memory
+// tensor-core GEMM rate) for bf16 and every quantized weight format (Q4_0, Q4_1, MLX 4-bit
+// group 64, Q8_0, Q4_K), and a Llama-3.1-8B-shaped model with random weights built in memory
 // (bf16, and Q4_0 blocks): load, prompt (pp) and generation (tg) tokens/s at batch 1, and
 // generation throughput of 8 and 32 sequences decoded together.
 //
@@ -48,9 +49,19 @@ uint64_t mix(uint64_t x) {
   return x;
 }
 
-// Random bytes of a tensor: bf16 values in +-scale, or Q4_0 blocks with a fixed scale.
-HostTensor random_tensor(const std::string& name, DType dtype, flow2::Shape shape, float scale,
+// Weight formats measured: a dtype, and for Q4_1 whether pairs of blocks share d and m (MLX's
+// 4-bit group-64 checkpoints load so; the CUDA backend then keeps one scale and bias per 64).
+struct Format {
+  const char* name;
+  DType dtype;
+  bool paired = false;
+};
+
+// Random bytes of a tensor: bf16 values in +-scale, or blocks of `format` whose codes are random
+// and whose scales give values of about +-scale.
+HostTensor random_tensor(const std::string& name, Format format, flow2::Shape shape, float scale,
                          uint64_t seed) {
+  const DType dtype = format.dtype;
   const int64_t count = flow2::shape_numel(shape);
   auto bytes = std::make_shared<std::vector<std::byte>>(flow2::dtype_bytes(dtype, count));
   std::byte* data = bytes->data();
@@ -64,20 +75,56 @@ HostTensor random_tensor(const std::string& name, DType dtype, flow2::Shape shap
                                                   ((r >> 8) & 0x007f) | ((r >> 16) & 0x8000));
       std::memcpy(data + 2 * i, &bits, 2);
     }
-  } else {  // Q4_0: f16 scale, then random nibbles
-    const int64_t blocks = count / 32;
-    const uint16_t d = flow2::f32_to_f16(scale / 8);
+    return HostTensor{name, dtype, std::move(shape), *bytes, bytes};
+  }
+  const auto block_bytes = static_cast<int64_t>(flow2::dtype_size(dtype));
+  const int64_t blocks = count / static_cast<int64_t>(flow2::dtype_block_elements(dtype));
+  // Header bytes (scales) before the codes, and their values.
+  const int64_t header = dtype == DType::Q4_0 || dtype == DType::Q8_0 ? 2
+                         : dtype == DType::Q4_1                       ? 4
+                                                                      : 16;  // Q4_K
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      std::byte* block = data + b * 18;
-      std::memcpy(block, &d, 2);
-      uint64_t r = mix(seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(b));
-      const uint64_t r2 = mix(r);
-      std::memcpy(block + 2, &r, 8);
-      std::memcpy(block + 10, &r2, 8);
+  for (int64_t b = 0; b < blocks; ++b) {
+    std::byte* block = data + b * block_bytes;
+    uint64_t r = mix(seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(b));
+    for (int64_t offset = header; offset < block_bytes; offset += 8) {
+      r = mix(r + 1);
+      std::memcpy(block + offset, &r, static_cast<size_t>(std::min<int64_t>(8, block_bytes - offset)));
     }
+    // Q4_1 blocks differ in d unless pairs share it.
+    const float vary = 1.0f + static_cast<float>((format.paired ? b / 2 : b) % 7) / 16;
+    uint16_t h[2] = {0, 0};
+    if (dtype == DType::Q8_0) {
+      h[0] = flow2::f32_to_f16(scale / 127);
+    } else if (dtype == DType::Q4_0) {
+      h[0] = flow2::f32_to_f16(scale / 8);
+    } else if (dtype == DType::Q4_1) {
+      h[0] = flow2::f32_to_f16(vary * scale / 8);
+      h[1] = flow2::f32_to_f16(-scale);
+    } else {  // Q4_K: d, dmin, then 12 bytes of random 6-bit scales and minimums
+      h[0] = flow2::f32_to_f16(scale / (15 * 63));
+      h[1] = flow2::f32_to_f16(scale / 63);
+      r = mix(r + 2);
+      std::memcpy(block + 4, &r, 8);
+      r = mix(r + 3);
+      std::memcpy(block + 12, &r, 4);
+    }
+    std::memcpy(block, h, dtype == DType::Q4_1 || dtype == DType::Q4_K ? 4 : 2);
   }
   return HostTensor{name, dtype, std::move(shape), *bytes, bytes};
+}
+
+HostTensor random_tensor(const std::string& name, DType dtype, flow2::Shape shape, float scale,
+                         uint64_t seed) {
+  return random_tensor(name, Format{"", dtype}, std::move(shape), scale, seed);
+}
+
+// Bytes a GEMV reads for `weight` on the CUDA backend: Tensor::nbytes() (the dtype's size)
+// except for Q4_K, whose split layout holds a float32 scale and offset per 32 (24 bytes per 32
+// elements; the shapes here need no row padding).
+double weight_bytes(const Tensor& weight) {
+  if (weight.dtype() == DType::Q4_K) return static_cast<double>(weight.numel()) * 24 / 32;
+  return static_cast<double>(weight.nbytes());
 }
 
 flow2::Checkpoint llama_8b(DType matrices, int64_t layers) {
@@ -215,21 +262,26 @@ void measure_kernels(Backend& backend) {
                           {"down 4096x14336", 4096, 14336},
                           {"q/o 4096x4096", 4096, 4096},
                           {"lm_head 128256x4096", 128256, 4096}};
-  for (DType dtype : {DType::BF16, DType::Q4_0}) {
+  const Format formats[] = {{"BF16", DType::BF16},
+                            {"Q4_0", DType::Q4_0},
+                            {"Q4_1", DType::Q4_1},
+                            {"MLX4/64", DType::Q4_1, true},
+                            {"Q8_0", DType::Q8_0},
+                            {"Q4_K", DType::Q4_K}};
+  for (const Format& format : formats) {
     for (const Shape& shape : shapes) {
       Tensor weight =
-          backend.upload_weight(random_tensor("w", dtype, {shape.n, shape.k}, 0.03f, 7));
+          backend.upload_weight(random_tensor("w", format, {shape.n, shape.k}, 0.03f, 7));
       for (int64_t m : {int64_t{1}, int64_t{512}}) {
         Tensor x = backend.upload_weight(
             flow2::make_host_tensor("x", {m, shape.k}, std::vector<float>(m * shape.k, 0.5f)));
         Tensor out = backend.empty({m, shape.n});
         const double seconds =
             time_op(backend, out, 20, [&] { backend.matmul(out, x, weight, nullptr); });
-        const std::string label =
-            fmt::format("matmul {} {} m={}", flow2::dtype_name(dtype), shape.name, m);
+        const std::string label = fmt::format("matmul {} {} m={}", format.name, shape.name, m);
         if (m == 1) {
           fmt::print("{:<44} {:>10.1f} {:>9.0f} GB/s\n", label, seconds * 1e6,
-                     static_cast<double>(weight.nbytes()) / seconds / 1e9);
+                     weight_bytes(weight) / seconds / 1e9);
         } else {
           fmt::print("{:<44} {:>10.1f} {:>7.0f} TFLOP/s\n", label, seconds * 1e6,
                      2.0 * m * shape.n * shape.k / seconds / 1e12);

@@ -191,7 +191,8 @@ TEST_P(BackendOps, CompactWeightsMatchTheirDecodedValues) {
 
 void BackendOps::check_compact_weights(int64_t n, int64_t k) {
   Matrix source = random_values(n * k, 90, 0.5f);
-  for (DType dtype : {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
+  for (DType dtype :
+       {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K}) {
     std::vector<std::byte> bytes(dtype_bytes(dtype, source.size()));
     if (is_quantized(dtype)) {
       quantize_blocks(dtype, source.data(), source.size(), bytes.data());

@@ -33,6 +33,11 @@ enum class DType : uint8_t {
   Q4_K,
   Q5_K,
   Q6_K,
+  // 4-bit affine groups of 64 (MLX's 4-bit layout with f16 scales and biases): a block is f16
+  // scale, f16 bias, 32 bytes of codes (element j in byte j / 2, low nibble first), and
+  // x = scale * q + bias. No file holds it: the CUDA backend keeps Q4_1 matrices whose pairs of
+  // blocks share d and m (what MLX group-64 checkpoints load as) in this form.
+  Q4_A64,
 };
 
 // Bytes per element of an unquantized type (for a quantized type: bytes per block).

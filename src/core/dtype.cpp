@@ -23,7 +23,7 @@ struct DTypeInfo {
   bool floating;
 };
 
-constexpr std::array<DTypeInfo, 21> kDTypes = {{
+constexpr std::array<DTypeInfo, 22> kDTypes = {{
     {DType::BOOL, "BOOL", 1, 1, false},
     {DType::U8, "U8", 1, 1, false},
     {DType::I8, "I8", 1, 1, false},
@@ -47,6 +47,7 @@ constexpr std::array<DTypeInfo, 21> kDTypes = {{
     {DType::Q4_K, "Q4_K", 144, 256, true},
     {DType::Q5_K, "Q5_K", 176, 256, true},
     {DType::Q6_K, "Q6_K", 210, 256, true},
+    {DType::Q4_A64, "Q4_A64", 36, 64, true},
 }};
 
 const DTypeInfo& info(DType dtype) {

@@ -9,6 +9,9 @@
 //   Q5_K (256): as Q4_K plus u8 qh[32] holding each element's fifth bit
 //   Q6_K (256): u8 ql[128], u8 qh[64], int8 scales[16], f16 d
 //     16 sub-blocks of 16 with 8-bit scales: x = d * scale * (q - 32), q 6 bits
+// and flow2's Q4_A64 (MLX's affine 4-bit groups, dtype.h):
+//   Q4_A64 (64): f16 d, f16 m, u8 q[32]                   x = d * nibble + m
+//     (element j is the low nibble of q[j / 2] for even j, the high nibble for odd j)
 #include <cmath>
 #include <cstring>
 
@@ -46,6 +49,15 @@ void decode_q4_1(const uint8_t* block, float* out) {
   for (int j = 0; j < 16; ++j) {
     out[j] = d * (q[j] & 0x0f) + m;
     out[j + 16] = d * (q[j] >> 4) + m;
+  }
+}
+
+void decode_q4_a64(const uint8_t* block, float* out) {
+  const float d = half(block), m = half(block + 2);
+  const uint8_t* q = block + 4;
+  for (int j = 0; j < 32; ++j) {
+    out[2 * j] = d * (q[j] & 0x0f) + m;
+    out[2 * j + 1] = d * (q[j] >> 4) + m;
   }
 }
 
@@ -128,6 +140,8 @@ BlockDecoder decoder_for(DType dtype) {
       return decode_q5_k;
     case DType::Q6_K:
       return decode_q6_k;
+    case DType::Q4_A64:
+      return decode_q4_a64;
     default:
       fail("{} is not a block-quantized type", dtype_name(dtype));
   }

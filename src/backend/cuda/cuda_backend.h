@@ -88,6 +88,10 @@ class CudaBackend final : public Backend {
 
  private:
   Tensor allocate(DType dtype, Shape shape);
+  Tensor allocate(DType dtype, Shape shape, size_t bytes);
+  // Block-quantized matrices in the split layout (cuda_split_upload.cpp).
+  Tensor upload_split(const HostTensor& host, DType dtype);
+  std::vector<float> split_to_host(const Tensor& tensor);
   // out = x * W^T through cuBLAS (prompts): bf16/f16 tensor cores with float32 accumulation,
   // or float32 sgemm for float32 weights.
   void gemm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias);

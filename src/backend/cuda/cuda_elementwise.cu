@@ -5,6 +5,7 @@
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_math.cuh"
+#include "backend/cuda/cuda_split_layout.h"
 
 namespace flow2::cuda {
 namespace {
@@ -21,6 +22,7 @@ __device__ inline float dense_element(const void* table, int64_t index) {
 }
 
 // Element `column` of row `row` of a weight of `width` columns, decoded to float.
+// (Quantized weights are decoded by cuda_split_decode.cu.)
 template <WeightFormat F>
 __device__ inline float weight_element(const void* weight, int64_t row, int64_t column,
                                        int64_t width) {
@@ -28,12 +30,8 @@ __device__ inline float weight_element(const void* weight, int64_t row, int64_t 
     return dense_element<float>(weight, row * width + column);
   } else if constexpr (F == WeightFormat::BF16) {
     return dense_element<__nv_bfloat16>(weight, row * width + column);
-  } else if constexpr (F == WeightFormat::F16) {
-    return dense_element<__half>(weight, row * width + column);
   } else {
-    const auto* bytes = static_cast<const uint8_t*>(weight);
-    const int64_t block = (row * width + column) / 32;
-    return block_element<F>(bytes + block * block_bytes(F), static_cast<int>(column % 32));
+    return dense_element<__half>(weight, row * width + column);
   }
 }
 
@@ -187,6 +185,10 @@ __global__ void broadcast_kernel(float* out, const float* bias, int64_t m, int64
 void embedding(WeightFormat format, const void* table, const int32_t* ids, int64_t count,
                int64_t width, float* out, bool accumulate, cudaStream_t stream) {
   if (count * width == 0) return;
+  if (is_split(format)) {
+    decode_split_rows_f32(format, table, width, ids, 0, count, out, accumulate, stream);
+    return;
+  }
   switch (format) {
     case WeightFormat::F32:
       launch_embedding<WeightFormat::F32>(table, ids, count, width, out, accumulate, stream);
@@ -197,14 +199,7 @@ void embedding(WeightFormat format, const void* table, const int32_t* ids, int64
     case WeightFormat::F16:
       launch_embedding<WeightFormat::F16>(table, ids, count, width, out, accumulate, stream);
       break;
-    case WeightFormat::Q8_0:
-      launch_embedding<WeightFormat::Q8_0>(table, ids, count, width, out, accumulate, stream);
-      break;
-    case WeightFormat::Q4_0:
-      launch_embedding<WeightFormat::Q4_0>(table, ids, count, width, out, accumulate, stream);
-      break;
-    case WeightFormat::Q4_1:
-      launch_embedding<WeightFormat::Q4_1>(table, ids, count, width, out, accumulate, stream);
+    default:  // quantized: decode_split_rows_f32 above
       break;
   }
   check_launch("embedding");
@@ -213,6 +208,10 @@ void embedding(WeightFormat format, const void* table, const int32_t* ids, int64
 void dequantize_rows_bf16(WeightFormat format, const void* weight, int64_t first, int64_t count,
                           int64_t k, void* out, cudaStream_t stream) {
   if (count * k == 0) return;
+  if (is_split(format)) {
+    decode_split_rows_bf16(format, weight, k, first, count, out, stream);
+    return;
+  }
   switch (format) {
     case WeightFormat::F32:
       launch_dequantize<WeightFormat::F32>(weight, first, count, k, out, stream);
@@ -223,14 +222,7 @@ void dequantize_rows_bf16(WeightFormat format, const void* weight, int64_t first
     case WeightFormat::F16:
       launch_dequantize<WeightFormat::F16>(weight, first, count, k, out, stream);
       break;
-    case WeightFormat::Q8_0:
-      launch_dequantize<WeightFormat::Q8_0>(weight, first, count, k, out, stream);
-      break;
-    case WeightFormat::Q4_0:
-      launch_dequantize<WeightFormat::Q4_0>(weight, first, count, k, out, stream);
-      break;
-    case WeightFormat::Q4_1:
-      launch_dequantize<WeightFormat::Q4_1>(weight, first, count, k, out, stream);
+    default:  // quantized: decode_split_rows_bf16 above
       break;
   }
   check_launch("dequantize");

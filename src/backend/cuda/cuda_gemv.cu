@@ -1,12 +1,14 @@
 // Matrix-vector products for decoding (1-4 rows of x): the weights are read once, in 16-byte
 // pieces per lane with several loads in flight, so that they stream at memory bandwidth; x stays
 // in L1/L2. Short matrices split each row over up to 8 warps so that every multiprocessor has
-// enough loads in flight. Block-quantized rows are read in place, 4 lanes to a block of 32.
+// enough loads in flight. This file holds the dense rows (float32, bf16, f16); quantized rows
+// in the split layout have their own kernels (cuda_split_gemv.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_math.cuh"
+#include "backend/cuda/cuda_split_layout.h"
 
 namespace flow2::cuda {
 namespace {
@@ -130,82 +132,12 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   finish_row<M, WPR>(sum, bias, out, row, n);
 }
 
-// Blocks of 32: four lanes share a block, each reading 8 of its elements (Q8_0: 8 code bytes;
-// Q4: 4 bytes, elements i and i + 16), so a warp reads 8 consecutive blocks per step.
-template <WeightFormat F, int M, int WPR>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    gemv_blocks(const uint8_t* __restrict__ weight, const float* __restrict__ x,
-                const float* __restrict__ bias, float* __restrict__ out, int64_t n, int64_t k) {
-  constexpr int kBlockBytes = block_bytes(F);
-  constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + warp / WPR;
-  const int part = warp % WPR;
-  const int quarter = lane & 3;
-  float sum[M] = {};
-  if (row < n) {
-    const int64_t blocks = k / 32;
-    const uint8_t* w = weight + row * blocks * kBlockBytes;
-    for (int64_t b = (int64_t{part} * 32 + lane) / 4; b < blocks; b += int64_t{WPR} * 8) {
-      const uint8_t* block = w + b * kBlockBytes;
-      const float d = half_bits_to_float(__ldg(reinterpret_cast<const uint16_t*>(block)));
-      float codes[8];
-      int first, second;  // offsets in the block of the elements of codes[0..3], codes[4..7]
-      if constexpr (F == WeightFormat::Q8_0) {
-        const auto* pairs = reinterpret_cast<const uint16_t*>(block + 2 + quarter * 8);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const uint16_t pair = __ldg(pairs + j);
-          codes[2 * j] = static_cast<float>(static_cast<int8_t>(pair & 0xff));
-          codes[2 * j + 1] = static_cast<float>(static_cast<int8_t>(pair >> 8));
-        }
-        first = quarter * 8;
-        second = quarter * 8 + 4;
-      } else {
-        constexpr int kCodes = F == WeightFormat::Q4_1 ? 4 : 2;  // after d (and m)
-        const auto* pairs = reinterpret_cast<const uint16_t*>(block + kCodes + quarter * 4);
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-          const uint16_t pair = __ldg(pairs + j);
-          const int b0 = pair & 0xff, b1 = pair >> 8;
-          codes[2 * j] = static_cast<float>(b0 & 0x0f);
-          codes[2 * j + 1] = static_cast<float>(b1 & 0x0f);
-          codes[4 + 2 * j] = static_cast<float>(b0 >> 4);
-          codes[5 + 2 * j] = static_cast<float>(b1 >> 4);
-        }
-        first = quarter * 4;
-        second = 16 + quarter * 4;
-      }
-      const float m = F == WeightFormat::Q4_1
-                          ? half_bits_to_float(__ldg(reinterpret_cast<const uint16_t*>(block + 2)))
-                          : 0.0f;
-#pragma unroll
-      for (int r = 0; r < M; ++r) {
-        const float* xb = x + r * k + b * 32;
-        float xv[8];
-        widen(__ldg(reinterpret_cast<const float4*>(xb + first)), xv);
-        widen(__ldg(reinterpret_cast<const float4*>(xb + second)), xv + 4);
-        float dot = 0.0f, x_sum = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          dot = fmaf(codes[j], xv[j], dot);
-          x_sum += xv[j];
-        }
-        if constexpr (F == WeightFormat::Q4_0) dot -= 8.0f * x_sum;  // codes are nibble - 8
-        sum[r] += d * dot + m * x_sum;
-      }
-    }
-  }
-  finish_row<M, WPR>(sum, bias, out, row, n);
-}
-
 template <int M, int WPR>
 void launch(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
             int64_t n, int64_t k, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
   const dim3 grid(static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock));
   const dim3 block(kWarpsPerBlock * 32);
-  const auto* blocks = static_cast<const uint8_t*>(weight);
   const bool aligned =
       (reinterpret_cast<uintptr_t>(weight) | reinterpret_cast<uintptr_t>(x)) % 16 == 0;
   switch (format) {
@@ -221,17 +153,7 @@ void launch(WeightFormat format, const void* weight, const float* x, const float
       gemv_dense<__half, M, WPR><<<grid, block, 0, stream>>>(
           static_cast<const __half*>(weight), x, bias, out, n, k, aligned && k % 8 == 0);
       break;
-    case WeightFormat::Q8_0:
-      gemv_blocks<WeightFormat::Q8_0, M, WPR>
-          <<<grid, block, 0, stream>>>(blocks, x, bias, out, n, k);
-      break;
-    case WeightFormat::Q4_0:
-      gemv_blocks<WeightFormat::Q4_0, M, WPR>
-          <<<grid, block, 0, stream>>>(blocks, x, bias, out, n, k);
-      break;
-    case WeightFormat::Q4_1:
-      gemv_blocks<WeightFormat::Q4_1, M, WPR>
-          <<<grid, block, 0, stream>>>(blocks, x, bias, out, n, k);
+    default:  // quantized formats: gemv_split
       break;
   }
 }
@@ -260,6 +182,10 @@ void launch_split(WeightFormat format, const void* weight, const float* x, const
 
 void gemv(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
           int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+  if (is_split(format)) {
+    gemv_split(format, weight, x, bias, out, m, n, k, stream);
+    return;
+  }
   switch (m) {
     case 1:
       launch_split<1>(format, weight, x, bias, out, n, k, stream);

@@ -8,9 +8,9 @@
 
 namespace flow2::cuda {
 
-// Weight layouts the kernels read: dense rows, or ggml blocks of 32 (Q8_0 34 bytes, Q4_0 18,
-// Q4_1 20, each starting with an f16 scale).
-enum class WeightFormat : int { F32, BF16, F16, Q8_0, Q4_0, Q4_1 };
+// Weight layouts the kernels read: dense rows, or block-quantized rows in the split layout of
+// cuda_split_layout.h (codes, then a scale and offset per group), named by their flow2::DType.
+enum class WeightFormat : int { F32, BF16, F16, Q8_0, Q4_0, Q4_1, Q4_A64, Q4_K };
 // Same order as flow2::Activation.
 enum class ActivationKind : int { Silu, GeluTanh, GeluErf, Relu };
 
@@ -24,7 +24,7 @@ constexpr int64_t kGemvMaxRows = 4;
 void gemv(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
           int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 
-// Rows [first, first + count) of a weight decoded to bf16 (prefill GEMMs of block weights).
+// Rows [first, first + count) of a weight decoded to bf16 (prefill GEMMs of quantized weights).
 void dequantize_rows_bf16(WeightFormat format, const void* weight, int64_t first, int64_t count,
                           int64_t k, void* out, cudaStream_t stream);
 // float32 to bf16 / f16 (f16 saturates at +-65504 rather than overflowing to infinity).

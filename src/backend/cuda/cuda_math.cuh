@@ -1,6 +1,4 @@
-// Device helpers shared by the CUDA kernels: conversions, warp and block reductions, and the
-// ggml block decoders (each operation rounded as in the CPU's decoders, so that embeddings gather
-// the same floats).
+// Device helpers shared by the CUDA kernels: conversions, and warp and block reductions.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -57,29 +55,6 @@ __device__ inline float block_sum(float value) {
   }
   __syncthreads();
   return total;
-}
-
-// Element j (0..31) of one ggml block, as flow2's CPU decoders compute it.
-template <WeightFormat F>
-__device__ inline float block_element(const uint8_t* block, int j) {
-  const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(block));
-  if constexpr (F == WeightFormat::Q8_0) {
-    return __fmul_rn(d, static_cast<float>(static_cast<int8_t>(block[2 + j])));
-  } else if constexpr (F == WeightFormat::Q4_0) {
-    const uint8_t byte = block[2 + (j & 15)];
-    const int code = (j < 16 ? byte & 0x0f : byte >> 4) - 8;
-    return __fmul_rn(d, static_cast<float>(code));
-  } else {
-    const float m = half_bits_to_float(*reinterpret_cast<const uint16_t*>(block + 2));
-    const uint8_t byte = block[4 + (j & 15)];
-    const int code = j < 16 ? byte & 0x0f : byte >> 4;
-    // GCC contracts the CPU decoder's d * code + m into one fused multiply-add.
-    return fmaf(d, static_cast<float>(code), m);
-  }
-}
-
-__host__ __device__ constexpr int block_bytes(WeightFormat format) {
-  return format == WeightFormat::Q8_0 ? 34 : format == WeightFormat::Q4_0 ? 18 : 20;
 }
 
 }  // namespace flow2::cuda

@@ -2,14 +2,15 @@
 //
 // Matrices stay as the checkpoint holds them when a kernel reads that form: float32 (exact, so
 // float32 checkpoints give the CPU's results), bf16 and f16 (half the bytes; decoding GEMVs read
-// them directly, prompt GEMMs run on tensor cores), and Q8_0/Q4_0/Q4_1 blocks (GEMVs read the
-// blocks, prompts decode them to bf16 first). Q4_K/Q5_K/Q6_K are decoded to bf16 at upload;
-// vectors (norms, biases) become float32.
+// them directly, prompt GEMMs run on tensor cores); Q8_0/Q4_0/Q4_1/Q4_K blocks are repacked into
+// the split layout (cuda_split_layout.h: GEMVs read it, prompts decode it to bf16 first).
+// Q5_K/Q6_K are decoded to bf16 at upload; vectors (norms, biases) become float32.
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_split_upload.h"
 #include "backend/cuda/cuda_upload.h"
 #include "flow2/error.h"
 
@@ -29,6 +30,10 @@ cuda::WeightFormat weight_format(DType dtype, const char* op) {
       return cuda::WeightFormat::Q4_0;
     case DType::Q4_1:
       return cuda::WeightFormat::Q4_1;
+    case DType::Q4_A64:
+      return cuda::WeightFormat::Q4_A64;
+    case DType::Q4_K:
+      return cuda::WeightFormat::Q4_K;
     default:
       fail("{}: the CUDA backend does not read {} tensors", op, dtype_name(dtype));
   }
@@ -65,6 +70,10 @@ int64_t CudaBackend::peak_device_bytes() const {
 
 Tensor CudaBackend::allocate(DType dtype, Shape shape) {
   const size_t bytes = dtype_bytes(dtype, static_cast<uint64_t>(shape_numel(shape)));
+  return allocate(dtype, std::move(shape), bytes);
+}
+
+Tensor CudaBackend::allocate(DType dtype, Shape shape, size_t bytes) {
   void* data = context_->allocate(bytes);
   // The deleter holds the context: the stream outlives every tensor freed on it.
   std::shared_ptr<void> storage(data,
@@ -97,6 +106,7 @@ Tensor CudaBackend::upload_weight(const HostTensor& host) {
   const bool matrix = host.shape.size() == 2;
   const DType dtype = cuda::device_weight_dtype(host);
   if (matrix && dtype != DType::F32) tensor_core_attention_ = true;
+  if (auto split = cuda::split_weight_dtype(host)) return upload_split(host, *split);
   Tensor tensor = allocate(dtype, host.shape);
   // Through pinned buffers on a copy stream; the stream waits for the copies (cuda_upload.h).
   uploader().upload(host, tensor);
@@ -131,6 +141,7 @@ std::vector<float> CudaBackend::to_host(const Tensor& tensor) {
     context_->synchronize();
     return values;
   }
+  if (is_quantized(tensor.dtype())) return split_to_host(tensor);  // cuda_split_upload.cpp
   std::vector<std::byte> bytes(tensor.nbytes());
   cuda::check_cuda(cudaMemcpyAsync(bytes.data(), tensor.data(), bytes.size(),
                                    cudaMemcpyDeviceToHost, context_->stream()),

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_split_upload.h"
 #include "flow2/error.h"
 #include "flow2/weight_store.h"
 
@@ -50,6 +51,7 @@ StageFill converting_fill(const HostTensor& host, DType to) {
 }  // namespace
 
 DType device_weight_dtype(const HostTensor& host) {
+  if (auto split = split_weight_dtype(host)) return *split;
   const bool matrix = host.shape.size() == 2;
   const bool kept = host.dtype == DType::F32 || host.dtype == DType::BF16 ||
                     host.dtype == DType::F16 || host.dtype == DType::Q8_0 ||
@@ -59,6 +61,7 @@ DType device_weight_dtype(const HostTensor& host) {
 }
 
 uint64_t device_weight_bytes(const HostTensor& host) {
+  if (auto split = split_weight_dtype(host)) return split_weight_bytes(host, *split);
   return dtype_bytes(device_weight_dtype(host), static_cast<uint64_t>(host.numel()));
 }
 

@@ -1,0 +1,276 @@
+// Matrix-vector products (1-4 rows of x) straight from split-layout rows (cuda_split_layout.h).
+//
+// A lane loads 16 bytes of codes per row (a group of 32 4-bit codes, or half a group of 8-bit
+// ones) and the group's scale and offset, through L1 without allocating there (load_once); the x
+// values of a piece are 32 consecutive floats, one 128-byte line, read from L1. Besides DRAM,
+// what limits such a kernel is L1 traffic for x: 32 lanes reading 32 different lines take 32
+// cache wavefronts per load. So a warp covers 8 row slots x 4 lanes: the 4 lanes of a slot read
+// 4 consecutive pieces (64 contiguous bytes of a row), and the 8 slots read the same x lines
+// (one wavefront serves all 8); each lane also holds R rows, which reuse its x registers R
+// times. Loads of the next U pieces are issued before the current ones are used. Short matrices
+// split each row's pieces over up to 8 warps of a block, whose sums meet in shared memory (no
+// atomics: results do not depend on timing).
+//
+// Per code the inner loop spends a shift and a mask-or (code_unit: the code as a float in
+// [1, 2)) and one FMA per row of x; sum(x) per piece is shared by the R rows; the scale and
+// offset are applied once per piece. Measured on an H100 (14336x4096 and 4096x14336, one row of
+// x): about 1.4-1.5 TB/s of 4-bit weights and 2.0-2.1 TB/s of Q8_0, issue-bound (a tensor-core
+// variant that fed the codes to bf16 mma.sync was slower: the mma's k layout needs 4-byte code
+// loads from rows in element order).
+#include <algorithm>
+
+#include "backend/cuda/cuda_math.cuh"
+#include "backend/cuda/cuda_split_codes.cuh"
+#include "backend/cuda/cuda_split_layout.h"
+
+namespace flow2::cuda {
+namespace {
+
+constexpr int kWarps = 8;                   // per block
+constexpr int kLanesPerSlot = 4;            // lanes that share a row
+constexpr int kSlots = 32 / kLanesPerSlot;  // rows (times R) per warp
+
+// The codes and parameters of U pieces of R rows: one pipeline stage of a lane.
+template <int R, int U>
+struct Stage {
+  uint4 codes[U][R];
+  float2 params[U][R];
+};
+
+template <WeightFormat F, int R, int U>
+__device__ inline void load_stage(Stage<R, U>& stage, const uint8_t* const (&rows)[R],
+                                  int64_t code_bytes, int64_t piece, int64_t step, int64_t pieces) {
+  constexpr int kPiecesPerGroup = split_layout(F).group / split_piece_elements(F);
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t p = piece + u * step;
+    if (p < pieces) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        stage.codes[u][r] = load_once(reinterpret_cast<const uint4*>(rows[r]) + p);
+        stage.params[u][r] =
+            split_params<F>(rows[r] + code_bytes, p / kPiecesPerGroup, StreamingLoad{});
+      }
+    }
+  }
+}
+
+// sum[r][m] += row r's piece . x[m]'s piece, for the piece whose x values start at `xp`.
+template <WeightFormat F, int M, int R>
+__device__ inline void accumulate_piece(const uint4 (&codes)[R], const float2 (&params)[R],
+                                        const float* xp, int64_t k, uint32_t mask,
+                                        float (&sum)[R][M]) {
+  constexpr int kBits = split_layout(F).code_bits;
+  constexpr int kPerWord = 32 / kBits;  // codes per 32-bit word
+  constexpr float kUnit = 1 << kBits;   // code_unit's 2^kBits
+  constexpr float kBias = kBits == 8 ? 128.0f : 0.0f;
+  float x_sum[M] = {};
+  float dot[R][M] = {};
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    float unit[R][kPerWord];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      uint32_t word = piece_word(codes[r], w);
+      if constexpr (kBits == 8) word ^= 0x80808080u;
+#pragma unroll
+      for (int i = 0; i < kPerWord; ++i) unit[r][i] = code_unit<kBits>(word, i, mask);
+    }
+#pragma unroll
+    for (int h = 0; h < kPerWord / 4; ++h) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        const float4 xv =
+            __ldg(reinterpret_cast<const float4*>(xp + m * k) + w * (kPerWord / 4) + h);
+        x_sum[m] += (xv.x + xv.y) + (xv.z + xv.w);
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          dot[r][m] = fmaf(unit[r][4 * h], xv.x, dot[r][m]);
+          dot[r][m] = fmaf(unit[r][4 * h + 1], xv.y, dot[r][m]);
+          dot[r][m] = fmaf(unit[r][4 * h + 2], xv.z, dot[r][m]);
+          dot[r][m] = fmaf(unit[r][4 * h + 3], xv.w, dot[r][m]);
+        }
+      }
+    }
+  }
+  // w = scale * q + offset with q = kUnit * (u - 1) - kBias:
+  // sum(w x) = scale * kUnit * sum(u x) + (offset - scale * (kUnit + kBias)) * sum(x).
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float a = params[r].x * kUnit;
+    const float c = fmaf(-params[r].x, kUnit + kBias, params[r].y);
+#pragma unroll
+    for (int m = 0; m < M; ++m) sum[r][m] = fmaf(a, dot[r][m], fmaf(c, x_sum[m], sum[r][m]));
+  }
+}
+
+// Rows first .. first + kSlots * R - 1 of a warp: slot s holds rows first + s * R + r.
+template <WeightFormat F, int M, int R, int U, int kMinBlocks>
+__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
+    gemv_split_kernel(const uint8_t* __restrict__ weight, const float* __restrict__ x,
+                      const float* __restrict__ bias, float* __restrict__ out, int64_t n, int64_t k,
+                      int warps_per_row) {
+  constexpr int kRows = kSlots * R;
+  constexpr int kElements = split_piece_elements(F);
+  __shared__ float partial[kWarps][kRows][M];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int slot = lane / kLanesPerSlot, column = lane % kLanesPerSlot;
+  const int part = warp % warps_per_row;
+  const int64_t first =
+      (static_cast<int64_t>(blockIdx.x) * (kWarps / warps_per_row) + warp / warps_per_row) * kRows;
+  const int64_t row_bytes = split_row_bytes(F, k);
+  const int64_t code_bytes = split_code_bytes(F, k);
+  const uint8_t* rows[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    // Rows past the end read the last row (in bounds) and are not written.
+    rows[r] = weight + std::min(first + slot * R + r, n - 1) * row_bytes;
+  }
+
+  const uint32_t mask = opaque(code_unit_mask<split_layout(F).code_bits>());
+  float sum[R][M] = {};
+  const int64_t pieces = k / kElements;
+  const int64_t step = static_cast<int64_t>(warps_per_row) * kLanesPerSlot;
+  int64_t piece = static_cast<int64_t>(part) * kLanesPerSlot + column;
+  Stage<R, U> current, next;
+  load_stage<F>(current, rows, code_bytes, piece, step, pieces);
+  for (; piece < pieces; piece += U * step) {
+    const int64_t following = piece + U * step;
+    if (following < pieces) load_stage<F>(next, rows, code_bytes, following, step, pieces);
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t p = piece + u * step;
+      if (p < pieces) {
+        accumulate_piece<F, M, R>(current.codes[u], current.params[u], x + p * kElements, k, mask,
+                                  sum);
+      }
+    }
+    current = next;
+  }
+
+  // The slot's 4 lanes hold parts of the same rows: add them, then lane `column` keeps row r =
+  // column (R <= 4).
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+#pragma unroll
+      for (int offset = 1; offset < kLanesPerSlot; offset *= 2) {
+        sum[r][m] += __shfl_xor_sync(0xffffffff, sum[r][m], offset);
+      }
+    }
+  }
+  float mine[M] = {};
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) mine[m] = column == r ? sum[r][m] : mine[m];
+  }
+  const int local = slot * R + column;  // this lane's row within the warp's rows
+  if (warps_per_row == 1) {
+    const int64_t row = first + local;
+    if (column < R && row < n) {
+      const float b = bias ? bias[row] : 0.0f;
+#pragma unroll
+      for (int m = 0; m < M; ++m) out[m * n + row] = mine[m] + b;
+    }
+    return;
+  }
+  if (column < R) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) partial[warp][local][m] = mine[m];
+  }
+  __syncthreads();
+  const int64_t row = first + lane;
+  if (part == 0 && lane < kRows && row < n) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      float total = bias ? bias[row] : 0.0f;
+      for (int q = 0; q < warps_per_row; ++q) total += partial[warp + q][lane][m];
+      out[m * n + row] = total;
+    }
+  }
+}
+
+// Rows per lane (R: each x value loaded serves R rows), pieces per pipeline stage (U: a lane
+// keeps R * U loads of 16 bytes in flight) and blocks per multiprocessor the registers must
+// allow (more warps hide more latency), as measured best on an H100: 14336x4096 and 4096x14336
+// matrices, 1-4 rows of x.
+template <int kBits, int M>
+struct Tiling {
+  static constexpr int R = kBits == 8 && M == 1 ? 2 : 4;
+  static constexpr int U = 1;
+  static constexpr int kMinBlocks = kBits == 8 && M == 1 ? 3 : M <= 2 ? 2 : 1;
+};
+
+template <WeightFormat F, int M>
+void launch(const void* weight, const float* x, const float* bias, float* out, int64_t n, int64_t k,
+            cudaStream_t stream) {
+  using Tile = Tiling<split_layout(F).code_bits, M>;
+  constexpr int R = Tile::R, U = Tile::U;
+  constexpr int kRows = kSlots * R;
+  int device = 0, multiprocessors = 132;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
+  // Split rows over warps until about 48 warps per multiprocessor are busy (their loads in
+  // flight hide the memory latency), while each lane keeps two stages of pieces.
+  const int64_t wanted = int64_t{48} * multiprocessors;
+  const int64_t warp_rows = (n + kRows - 1) / kRows;
+  const int64_t pieces = k / split_piece_elements(F);
+  int warps_per_row = 1;
+  while (warps_per_row < kWarps && warp_rows * warps_per_row < wanted &&
+         pieces >= int64_t{2} * warps_per_row * kLanesPerSlot * U * 2) {
+    warps_per_row *= 2;
+  }
+  const int64_t rows_per_block = static_cast<int64_t>(kWarps / warps_per_row) * kRows;
+  const dim3 grid(static_cast<unsigned>((n + rows_per_block - 1) / rows_per_block));
+  gemv_split_kernel<F, M, R, U, Tile::kMinBlocks><<<grid, kWarps * 32, 0, stream>>>(
+      static_cast<const uint8_t*>(weight), x, bias, out, n, k, warps_per_row);
+}
+
+template <WeightFormat F>
+void launch_rows(int64_t m, const void* weight, const float* x, const float* bias, float* out,
+                 int64_t n, int64_t k, cudaStream_t stream) {
+  switch (m) {
+    case 1:
+      launch<F, 1>(weight, x, bias, out, n, k, stream);
+      break;
+    case 2:
+      launch<F, 2>(weight, x, bias, out, n, k, stream);
+      break;
+    case 3:
+      launch<F, 3>(weight, x, bias, out, n, k, stream);
+      break;
+    default:
+      launch<F, 4>(weight, x, bias, out, n, k, stream);
+      break;
+  }
+}
+
+}  // namespace
+
+void gemv_split(WeightFormat format, const void* weight, const float* x, const float* bias,
+                float* out, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+  switch (format) {
+    case WeightFormat::Q8_0:
+      launch_rows<WeightFormat::Q8_0>(m, weight, x, bias, out, n, k, stream);
+      break;
+    case WeightFormat::Q4_0:
+      launch_rows<WeightFormat::Q4_0>(m, weight, x, bias, out, n, k, stream);
+      break;
+    case WeightFormat::Q4_1:
+      launch_rows<WeightFormat::Q4_1>(m, weight, x, bias, out, n, k, stream);
+      break;
+    case WeightFormat::Q4_A64:
+      launch_rows<WeightFormat::Q4_A64>(m, weight, x, bias, out, n, k, stream);
+      break;
+    case WeightFormat::Q4_K:
+      launch_rows<WeightFormat::Q4_K>(m, weight, x, bias, out, n, k, stream);
+      break;
+    default:
+      break;
+  }
+  check_launch("gemv (split layout)");
+}
+
+}  // namespace flow2::cuda

@@ -1,0 +1,88 @@
+// The split layout of block-quantized matrices on the GPU, and the kernels that read it.
+//
+// ggml blocks interleave a scale with 16 or 32 bytes of codes, and Q4_0/Q4_1 pair element j with
+// element j + 16 in one byte; a GPU kernel reading them needs small, misaligned loads and a
+// shuffle of every nibble. At upload (cuda_split_upload.cpp) each row becomes
+//
+//   codes   k / 2 bytes (4-bit: element j in byte j / 2, low nibble first) or k bytes (8-bit,
+//           two's complement), in element order, so 16 bytes are one group of 32 4-bit codes
+//   params  one entry per group of `group` elements, w = scale * q + offset:
+//             Q8_0   f16 scale                          (offset 0)
+//             Q4_0   f16 scale                          (offset -8 * scale, not stored)
+//             Q4_1   f16 scale, f16 offset (= ggml's m)
+//             Q4_A64 f16 scale, f16 offset per 64       (MLX's 4-bit layout: a Q4_1 matrix
+//                                                        whose pairs of blocks share d and m)
+//             Q4_K   f32 scale d * sc, f32 offset -dmin * m per sub-block of 32 (these
+//                    products of an f16 and a 6-bit integer need up to 17 bits: not f16)
+//   zeros   up to the next multiple of 16 bytes
+//
+// Rows start 16-byte aligned at row * split_row_bytes(format, k): an op that knows only the row
+// width (embedding) finds every row, and a row's codes and parameters are next to each other.
+// Every value decodes exactly as flow2's CPU decoders compute it.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cuda/cuda_kernels.h"
+
+namespace flow2::cuda {
+
+struct SplitLayout {
+  int code_bits = 0;    // 4 or 8
+  int group = 1;        // elements that share one (scale, offset)
+  int param_bytes = 0;  // bytes of one group's parameters
+};
+
+constexpr bool is_split(WeightFormat format) {
+  return format == WeightFormat::Q8_0 || format == WeightFormat::Q4_0 ||
+         format == WeightFormat::Q4_1 || format == WeightFormat::Q4_A64 ||
+         format == WeightFormat::Q4_K;
+}
+
+constexpr SplitLayout split_layout(WeightFormat format) {
+  switch (format) {
+    case WeightFormat::Q8_0:
+      return {8, 32, 2};
+    case WeightFormat::Q4_0:
+      return {4, 32, 2};
+    case WeightFormat::Q4_1:
+      return {4, 32, 4};
+    case WeightFormat::Q4_A64:
+      return {4, 64, 4};
+    case WeightFormat::Q4_K:
+      return {4, 32, 8};
+    default:
+      return {};
+  }
+}
+
+// Bytes of one row's codes: a multiple of 16 (k is a multiple of the group).
+constexpr int64_t split_code_bytes(WeightFormat format, int64_t k) {
+  return k * split_layout(format).code_bits / 8;
+}
+
+constexpr int64_t split_row_bytes(WeightFormat format, int64_t k) {
+  const SplitLayout layout = split_layout(format);
+  const int64_t bytes = split_code_bytes(format, k) + k / layout.group * layout.param_bytes;
+  return (bytes + 15) / 16 * 16;
+}
+
+// Codes of one 16-byte load: 32 4-bit or 16 8-bit elements.
+constexpr int split_piece_elements(WeightFormat format) {
+  return 128 / split_layout(format).code_bits;
+}
+
+// out[m, n] = x[m, k] * W[n, k]^T (+ bias), m <= kGemvMaxRows, for a split-layout W; x 16-byte
+// aligned (cuda_split_gemv.cu).
+void gemv_split(WeightFormat format, const void* weight, const float* x, const float* bias,
+                float* out, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+
+// Rows of a split-layout W decoded (cuda_split_decode.cu): row `ids[i]`, or `first + i` when ids
+// is null, for i < count, into out[i, :] as float32 (accumulate: added to out) or bf16.
+void decode_split_rows_f32(WeightFormat format, const void* weight, int64_t k, const int32_t* ids,
+                           int64_t first, int64_t count, float* out, bool accumulate,
+                           cudaStream_t stream);
+void decode_split_rows_bf16(WeightFormat format, const void* weight, int64_t k, int64_t first,
+                            int64_t count, void* out, cudaStream_t stream);
+
+}  // namespace flow2::cuda
