@@ -56,6 +56,10 @@ class Backend {
   // much is free.
   virtual void prepare_weights(const WeightStore& store) { (void)store; }
   virtual Tensor from_host(std::span<const float> values, Shape shape) = 0;
+  // Storage of one layer's keys or values in a KV cache: float32 here; a backend may keep a
+  // smaller type that its kv_write and attention read (the CUDA backend keeps bf16 for 16-bit
+  // and quantized models).
+  virtual Tensor make_cache_tensor(Shape shape) { return empty(std::move(shape)); }
   virtual std::vector<float> to_host(const Tensor& tensor) = 0;
 
   // The index of each row's largest value (the first one on ties): greedy decoding's choice,

@@ -7,6 +7,7 @@
 // partial results a second kernel combines.
 #include <cfloat>
 
+#include "backend/cuda/cuda_cache_access.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_math.cuh"
 
@@ -33,7 +34,7 @@ size_t shared_bytes(int64_t head_dim) {
 }
 
 // head_dim is a multiple of 4; lane l owns output elements 128 c + 4 l .. + 3 for c < C.
-template <int C>
+template <int C, typename Cache>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionParams p) {
   extern __shared__ float shared[];
   const int64_t head_dim = p.head_dim;
@@ -80,17 +81,19 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionParams 
   for (int c = 0; c < C; ++c) acc[c] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   const int64_t quads = head_dim / 4;
 
-  const float* keys = p.k + b * p.capacity * kv_width + kv_head * head_dim;
-  const float* values = p.v + b * p.capacity * kv_width + kv_head * head_dim;
+  const Cache* keys =
+      static_cast<const Cache*>(p.k) + b * p.capacity * kv_width + kv_head * head_dim;
+  const Cache* values =
+      static_cast<const Cache*>(p.v) + b * p.capacity * kv_width + kv_head * head_dim;
   for (int64_t tile = key_begin; tile < key_end; tile += kKeyTile) {
     const int64_t tile_rows = min(int64_t{kKeyTile}, key_end - tile);
     __syncthreads();  // the previous tile is no longer read
     for (int64_t i = threadIdx.x; i < tile_rows * quads; i += blockDim.x) {
       const int64_t r = i / quads, d = 4 * (i % quads);
       *reinterpret_cast<float4*>(k_tile + r * key_stride(head_dim) + d) =
-          __ldg(reinterpret_cast<const float4*>(keys + (tile + r) * kv_width + d));
+          load_four(keys + (tile + r) * kv_width + d);
       *reinterpret_cast<float4*>(v_tile + r * head_dim + d) =
-          __ldg(reinterpret_cast<const float4*>(values + (tile + r) * kv_width + d));
+          load_four(values + (tile + r) * kv_width + d);
     }
     __syncthreads();
     if (!active) continue;
@@ -199,16 +202,25 @@ __global__ void combine_kernel(AttentionParams p) {
   }
 }
 
-template <int C>
+template <int C, typename Cache>
 void launch(const AttentionParams& p, cudaStream_t stream) {
   const size_t bytes = shared_bytes(p.head_dim);
   if (bytes > 48 * 1024) {
-    cudaFuncSetAttribute(attention_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    cudaFuncSetAttribute(attention_kernel<C, Cache>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(bytes));
   }
   const dim3 grid(static_cast<unsigned>((p.n_tokens * group_of(p) + kWarps - 1) / kWarps),
                   static_cast<unsigned>(p.batch * p.n_kv_heads), static_cast<unsigned>(p.splits));
-  attention_kernel<C><<<grid, kWarps * 32, bytes, stream>>>(p);
+  attention_kernel<C, Cache><<<grid, kWarps * 32, bytes, stream>>>(p);
+}
+
+template <int C>
+void launch_for_cache(const AttentionParams& p, cudaStream_t stream) {
+  if (p.bf16_cache) {
+    launch<C, __nv_bfloat16>(p, stream);
+  } else {
+    launch<C, float>(p, stream);
+  }
 }
 
 }  // namespace
@@ -220,9 +232,9 @@ int64_t attention_blocks(const AttentionParams& p) {
 void attention(const AttentionParams& p, cudaStream_t stream) {
   if (p.batch * p.n_tokens == 0) return;
   if (p.head_dim <= 128) {
-    launch<1>(p, stream);
+    launch_for_cache<1>(p, stream);
   } else {
-    launch<2>(p, stream);
+    launch_for_cache<2>(p, stream);
   }
   check_launch("attention");
   if (p.splits > 1) {

@@ -26,6 +26,7 @@ class CudaBackend final : public Backend {
   Tensor upload_weight(const HostTensor& host) override;
   void prepare_weights(const WeightStore& store) override;  // cuda_upload.cpp
   Tensor from_host(std::span<const float> values, Shape shape) override;
+  Tensor make_cache_tensor(Shape shape) override;
   std::vector<float> to_host(const Tensor& tensor) override;
   std::vector<int32_t> argmax_rows(const Tensor& logits) override;
 
@@ -57,6 +58,7 @@ class CudaBackend final : public Backend {
                       int64_t head_dim, std::span<const int32_t> positions,
                       std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
                       int64_t n_past) override;
+
   // Training ops are not on the GPU yet: each throws an error that says so.
   void matmul_input_grad(Tensor& dx, const Tensor& dy, const Tensor& weight,
                          bool accumulate) override;

@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "backend/cuda/cuda_cache_access.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_math.cuh"
 #include "backend/cuda/cuda_split_layout.h"
@@ -154,7 +155,8 @@ __global__ void add_kernel(float* out, const float* a, const float* b, int64_t c
 }
 
 // One thread per element of x; row r of sequence b goes to cache row b * capacity + n_past + r.
-__global__ void kv_write_kernel(float* cache, const float* x, int64_t n_tokens, int64_t width,
+template <typename Cache>
+__global__ void kv_write_kernel(Cache* cache, const float* x, int64_t n_tokens, int64_t width,
                                 int64_t capacity, int64_t count, int64_t n_past,
                                 const int64_t* device_n_past) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -162,7 +164,7 @@ __global__ void kv_write_kernel(float* cache, const float* x, int64_t n_tokens, 
   const int64_t past = device_n_past ? *device_n_past : n_past;
   const int64_t row = i / width, column = i % width;
   const int64_t b = row / n_tokens, t = row % n_tokens;
-  cache[(b * capacity + past + t) * width + column] = x[i];
+  store_element(cache + (b * capacity + past + t) * width + column, x[i]);
 }
 
 __global__ void to_bf16_kernel(const float* in, __nv_bfloat16* out, int64_t count) {
@@ -290,12 +292,19 @@ void add(float* out, const float* a, const float* b, int64_t count, cudaStream_t
   check_launch("add");
 }
 
-void kv_write(float* cache, const float* x, int64_t batch, int64_t n_tokens, int64_t width,
-              int64_t capacity, int64_t n_past, const int64_t* device_n_past, cudaStream_t stream) {
+void kv_write(void* cache, bool bf16_cache, const float* x, int64_t batch, int64_t n_tokens,
+              int64_t width, int64_t capacity, int64_t n_past, const int64_t* device_n_past,
+              cudaStream_t stream) {
   const int64_t count = batch * n_tokens * width;
   if (count == 0) return;
-  kv_write_kernel<<<blocks_for(count), kThreads, 0, stream>>>(cache, x, n_tokens, width, capacity,
-                                                              count, n_past, device_n_past);
+  if (bf16_cache) {
+    kv_write_kernel<<<blocks_for(count), kThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(cache),
+                                                                x, n_tokens, width, capacity, count,
+                                                                n_past, device_n_past);
+  } else {
+    kv_write_kernel<<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<float*>(cache), x, n_tokens, width, capacity, count, n_past, device_n_past);
+  }
   check_launch("kv_write");
 }
 

@@ -12,6 +12,7 @@
 
 #include <cfloat>
 
+#include "backend/cuda/cuda_cache_access.cuh"
 #include "backend/cuda/cuda_kernels.h"
 
 namespace flow2::cuda {
@@ -64,7 +65,7 @@ constexpr size_t shared_bytes() {
 
 // Grid: (query tiles, heads, batch). Lane roles follow the mma fragment layouts: g = lane / 4
 // picks a row (and row + 8), t = lane % 4 a pair of columns.
-template <int D>
+template <int D, typename Cache>
 __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
   constexpr int kStride = D + kPad;                // Q and K rows
   constexpr int kTransposedStride = kKeys + kPad;  // V^T rows
@@ -110,8 +111,8 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
   const int64_t key_end = n_past + last_query + 1;
   const int64_t key_begin =
       p.window > 0 ? max(int64_t{0}, n_past + first_query - p.window + 1) / kKeys * kKeys : 0;
-  const float* keys = p.k + b * p.capacity * kv_width + kv_head * D;
-  const float* values = p.v + b * p.capacity * kv_width + kv_head * D;
+  const Cache* keys = static_cast<const Cache*>(p.k) + b * p.capacity * kv_width + kv_head * D;
+  const Cache* values = static_cast<const Cache*>(p.v) + b * p.capacity * kv_width + kv_head * D;
 
   for (int64_t first_key = key_begin; first_key < key_end; first_key += kKeys) {
     __syncthreads();  // the previous tile is no longer read
@@ -119,8 +120,8 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
       const int r = i / (D / 4), c = 4 * (i % (D / 4));
       float4 k = make_float4(0.0f, 0.0f, 0.0f, 0.0f), v = k;
       if (first_key + r < key_end) {  // rows past the end are zeros, never stale cache
-        k = __ldg(reinterpret_cast<const float4*>(keys + (first_key + r) * kv_width + c));
-        v = __ldg(reinterpret_cast<const float4*>(values + (first_key + r) * kv_width + c));
+        k = load_four(keys + (first_key + r) * kv_width + c);
+        v = load_four(values + (first_key + r) * kv_width + c);
       }
       store_four(k_tile + r * kStride + c, k);
       v_transposed[(c + 0) * kTransposedStride + r] = __float2bfloat16_rn(v.x);
@@ -206,16 +207,25 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
   }
 }
 
-template <int D>
-void launch(const AttentionParams& p, cudaStream_t stream) {
+template <int D, typename Cache>
+void launch_typed(const AttentionParams& p, cudaStream_t stream) {
   constexpr size_t bytes = shared_bytes<D>();
   if constexpr (bytes > 48 * 1024) {
-    cudaFuncSetAttribute(flash_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    cudaFuncSetAttribute(flash_kernel<D, Cache>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(bytes));
   }
   const dim3 grid(static_cast<unsigned>((p.n_tokens + kQueries - 1) / kQueries),
                   static_cast<unsigned>(p.n_heads), static_cast<unsigned>(p.batch));
-  flash_kernel<D><<<grid, kWarps * 32, bytes, stream>>>(p);
+  flash_kernel<D, Cache><<<grid, kWarps * 32, bytes, stream>>>(p);
+}
+
+template <int D>
+void launch(const AttentionParams& p, cudaStream_t stream) {
+  if (p.bf16_cache) {
+    launch_typed<D, __nv_bfloat16>(p, stream);
+  } else {
+    launch_typed<D, float>(p, stream);
+  }
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Fused kernels for decoding: each does the work of several ops in one launch and one pass, with
 // the same float operations in the same order as the ops it replaces (so results are equal).
+#include "backend/cuda/cuda_cache_access.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_math.cuh"
 
@@ -42,7 +43,10 @@ __device__ inline void rotate(float* values, int64_t i, int64_t half, int32_t po
 
 // Per row, one thread for each rotated pair of q, each pair of k (rotated, then both values
 // stored in the cache) and each value of v (stored). Without inv_freq nothing rotates.
+template <typename Cache>
 __global__ void rope_and_cache_kernel(RopeCacheParams p) {
+  auto* k_cache = static_cast<Cache*>(p.k_cache);
+  auto* v_cache = static_cast<Cache*>(p.v_cache);
   const int64_t half = p.head_dim / 2;
   const int64_t q_pairs = p.q_heads * half, k_pairs = p.kv_heads * half;
   const int64_t kv_width = p.kv_heads * p.head_dim;
@@ -67,12 +71,12 @@ __global__ void rope_and_cache_kernel(RopeCacheParams p) {
     const int64_t i = item % half;
     float* head = p.k + row * kv_width + offset;
     if (rotating) rotate(head, i, half, p.positions[row], p.inv_freq);
-    p.k_cache[cache_row * kv_width + offset + i] = head[i];
-    p.k_cache[cache_row * kv_width + offset + i + half] = head[i + half];
+    store_element(k_cache + cache_row * kv_width + offset + i, head[i]);
+    store_element(k_cache + cache_row * kv_width + offset + i + half, head[i + half]);
     return;
   }
   item -= k_pairs;
-  p.v_cache[cache_row * kv_width + item] = p.v[row * kv_width + item];
+  store_element(v_cache + cache_row * kv_width + item, p.v[row * kv_width + item]);
 }
 
 }  // namespace
@@ -89,8 +93,12 @@ void rope_and_cache(const RopeCacheParams& p, cudaStream_t stream) {
   const int64_t count =
       p.rows * (p.q_heads * (p.head_dim / 2) + p.kv_heads * (p.head_dim / 2 + p.head_dim));
   if (count == 0) return;
-  rope_and_cache_kernel<<<static_cast<unsigned>((count + kThreads - 1) / kThreads), kThreads, 0,
-                          stream>>>(p);
+  const auto blocks = static_cast<unsigned>((count + kThreads - 1) / kThreads);
+  if (p.bf16_cache) {
+    rope_and_cache_kernel<__nv_bfloat16><<<blocks, kThreads, 0, stream>>>(p);
+  } else {
+    rope_and_cache_kernel<float><<<blocks, kThreads, 0, stream>>>(p);
+  }
   check_launch("rope_and_cache");
 }
 

@@ -54,8 +54,13 @@ void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& 
   p.q = q.data_as<float>();
   p.k = k.data_as<float>();
   p.v = v.data_as<float>();
-  p.k_cache = k_cache.data_as<float>();
-  p.v_cache = v_cache.data_as<float>();
+  check((k_cache.dtype() == DType::F32 || k_cache.dtype() == DType::BF16) &&
+            v_cache.dtype() == k_cache.dtype(),
+        "rope_and_cache: caches are {} and {}, not both float32 or both bf16",
+        dtype_name(k_cache.dtype()), dtype_name(v_cache.dtype()));
+  p.k_cache = k_cache.data();
+  p.v_cache = v_cache.data();
+  p.bf16_cache = k_cache.dtype() == DType::BF16;
   p.positions = context_->stage(positions);
   p.inv_freq = inv_freq.empty() ? nullptr : context_->stage(inv_freq);
   p.rows = rows;
@@ -72,8 +77,8 @@ void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& 
   }
   context_->submit(
       "rope_and_cache", [=](cudaStream_t stream) { cuda::rope_and_cache(p, stream); }, p.q, p.k,
-      p.v, p.k_cache, p.v_cache, p.positions, p.inv_freq, p.rows, p.n_tokens, p.q_heads, p.kv_heads,
-      p.head_dim, p.capacity, p.n_past, p.device_n_past);
+      p.v, p.k_cache, p.v_cache, p.bf16_cache, p.positions, p.inv_freq, p.rows, p.n_tokens,
+      p.q_heads, p.kv_heads, p.head_dim, p.capacity, p.n_past, p.device_n_past);
 }
 
 }  // namespace flow2

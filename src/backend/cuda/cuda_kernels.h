@@ -49,8 +49,10 @@ void activation(float* x, int64_t count, ActivationKind activation, cudaStream_t
 void add(float* out, const float* a, const float* b, int64_t count, cudaStream_t stream);
 // Rows x [batch * n_tokens, width] to rows n_past.. of each sequence of cache
 // [batch * capacity, width]; n_past is read from `device_n_past` when that is set.
-void kv_write(float* cache, const float* x, int64_t batch, int64_t n_tokens, int64_t width,
-              int64_t capacity, int64_t n_past, const int64_t* device_n_past, cudaStream_t stream);
+// The cache is float32 or, with `bf16_cache`, bf16.
+void kv_write(void* cache, bool bf16_cache, const float* x, int64_t batch, int64_t n_tokens,
+              int64_t width, int64_t capacity, int64_t n_past, const int64_t* device_n_past,
+              cudaStream_t stream);
 
 // out[r] = the index of row r's largest value (the lowest such index), cuda_sampling.cu.
 void argmax_rows(const float* logits, int64_t rows, int64_t width, int32_t* out,
@@ -65,8 +67,9 @@ struct RopeCacheParams {
   float* q = nullptr;  // [rows, q_heads * head_dim]
   float* k = nullptr;  // [rows, kv_heads * head_dim]
   const float* v = nullptr;
-  float* k_cache = nullptr;  // [batch * capacity, kv_heads * head_dim]
-  float* v_cache = nullptr;
+  void* k_cache = nullptr;  // [batch * capacity, kv_heads * head_dim], float32 or bf16
+  void* v_cache = nullptr;
+  bool bf16_cache = false;
   const int32_t* positions = nullptr;  // [rows]
   const float* inv_freq = nullptr;     // [head_dim / 2], or null: no rotation
   int64_t rows = 0, n_tokens = 1, q_heads = 1, kv_heads = 1, head_dim = 2, capacity = 1;
@@ -77,8 +80,9 @@ void rope_and_cache(const RopeCacheParams& params, cudaStream_t stream);
 
 struct AttentionParams {
   const float* q = nullptr;  // [batch * n_tokens, n_heads * head_dim]
-  const float* k = nullptr;  // [batch * capacity, n_kv_heads * head_dim]
-  const float* v = nullptr;
+  const void* k = nullptr;   // [batch * capacity, n_kv_heads * head_dim], float32 or bf16
+  const void* v = nullptr;
+  bool bf16_cache = false;
   float* out = nullptr;      // like q
   float* partial = nullptr;  // splits > 1: [splits, batch * n_tokens * n_heads, head_dim + 2]
   int64_t batch = 1, n_tokens = 1, n_past = 0, n_heads = 1, n_kv_heads = 1, head_dim = 1;

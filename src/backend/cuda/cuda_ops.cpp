@@ -14,6 +14,12 @@ void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
         shape_string(a.shape()), shape_string(b.shape()));
 }
 
+// KV caches are float32 or bf16 (make_cache_tensor).
+void check_cache(const Tensor& cache, const char* op) {
+  check(cache.dtype() == DType::F32 || cache.dtype() == DType::BF16,
+        "{}: a KV cache is float32 or bf16, not {}", op, dtype_name(cache.dtype()));
+}
+
 void check_f32(const Tensor& tensor, const char* op) {
   check(tensor.dtype() == DType::F32, "{}: expected a float32 tensor, got {}", op,
         dtype_name(tensor.dtype()));
@@ -124,18 +130,38 @@ void CudaBackend::kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_
   check(n_past + n_tokens <= capacity, "kv_write: {} tokens exceed the cache capacity {}",
         n_past + n_tokens, capacity);
   if (batch * n_tokens * width == 0) return;
-  float* rows = cache.data_as<float>();
+  check_cache(cache, "kv_write");
+  void* rows = cache.data();
+  const bool bf16 = cache.dtype() == DType::BF16;
   const float* source = x.data_as<float>();
   // In a step the cache length is staged, so that the next step's graph is the same.
   const int64_t* staged_past =
       context_->in_step() ? context_->stage(std::span<const int64_t>(&n_past, 1)) : nullptr;
   const int64_t past = staged_past ? 0 : n_past;
+  if (!staged_past && !bf16) {
+    // Float32 rows at a known offset: one strided copy at the copy engine's full rate.
+    const size_t row_bytes = static_cast<size_t>(width) * sizeof(float);
+    float* target = static_cast<float*>(rows) + past * width;
+    context_->submit(
+        "kv_write copy",
+        [=](cudaStream_t stream) {
+          cuda::check_cuda(
+              cudaMemcpy2DAsync(target, static_cast<size_t>(capacity) * row_bytes, source,
+                                static_cast<size_t>(n_tokens) * row_bytes,
+                                static_cast<size_t>(n_tokens) * row_bytes,
+                                static_cast<size_t>(batch), cudaMemcpyDeviceToDevice, stream),
+              "kv_write");
+        },
+        target, source, batch, n_tokens, width, capacity);
+    return;
+  }
   context_->submit(
       "kv_write",
       [=](cudaStream_t stream) {
-        cuda::kv_write(rows, source, batch, n_tokens, width, capacity, past, staged_past, stream);
+        cuda::kv_write(rows, bf16, source, batch, n_tokens, width, capacity, past, staged_past,
+                       stream);
       },
-      rows, source, batch, n_tokens, width, capacity, past, staged_past);
+      rows, bf16, source, batch, n_tokens, width, capacity, past, staged_past);
 }
 
 void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
@@ -159,8 +185,12 @@ void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
 
   cuda::AttentionParams params;
   params.q = q.data_as<float>();
-  params.k = k_cache.data_as<float>();
-  params.v = v_cache.data_as<float>();
+  check_cache(k_cache, "attention");
+  check(v_cache.dtype() == k_cache.dtype(), "attention: key cache {} but value cache {}",
+        dtype_name(k_cache.dtype()), dtype_name(v_cache.dtype()));
+  params.k = k_cache.data();
+  params.v = v_cache.data();
+  params.bf16_cache = k_cache.dtype() == DType::BF16;
   params.out = out.data_as<float>();
   params.batch = shape.batch;
   params.n_tokens = shape.n_tokens;
@@ -179,9 +209,9 @@ void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
     }
     context_->submit(
         "flash_attention", [=](cudaStream_t stream) { cuda::flash_attention(params, stream); },
-        params.q, params.k, params.v, params.out, params.batch, params.n_tokens, params.n_past,
-        params.n_heads, params.n_kv_heads, params.head_dim, params.capacity, params.window,
-        params.scale, params.device_n_past);
+        params.q, params.k, params.v, params.bf16_cache, params.out, params.batch, params.n_tokens,
+        params.n_past, params.n_heads, params.n_kv_heads, params.head_dim, params.capacity,
+        params.window, params.scale, params.device_n_past);
     return;
   }
   // Split the keys when the queries alone give fewer than two blocks per multiprocessor (decode),
@@ -202,9 +232,9 @@ void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
   if (step) params.n_past = 0;  // read from device_n_past
   context_->submit(
       "attention", [=](cudaStream_t stream) { cuda::attention(params, stream); }, params.q,
-      params.k, params.v, params.out, params.partial, params.batch, params.n_tokens, params.n_past,
-      params.n_heads, params.n_kv_heads, params.head_dim, params.capacity, params.window,
-      params.splits, params.scale, params.device_n_past);
+      params.k, params.v, params.bf16_cache, params.out, params.partial, params.batch,
+      params.n_tokens, params.n_past, params.n_heads, params.n_kv_heads, params.head_dim,
+      params.capacity, params.window, params.splits, params.scale, params.device_n_past);
 }
 
 void CudaBackend::gated_activation(Tensor& out, const Tensor& gate, const Tensor& up,
@@ -256,6 +286,11 @@ std::vector<int32_t> CudaBackend::argmax_rows(const Tensor& logits) {
                    "argmax_rows");
   context_->synchronize();
   return indices;
+}
+
+Tensor CudaBackend::make_cache_tensor(Shape shape) {
+  // bf16 halves the bytes attention reads; float32 checkpoints keep float32, as on the CPU.
+  return allocate(tensor_core_attention_ ? DType::BF16 : DType::F32, std::move(shape));
 }
 
 }  // namespace flow2
