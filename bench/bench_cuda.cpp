@@ -89,7 +89,8 @@ HostTensor random_tensor(const std::string& name, Format format, flow2::Shape sh
     uint64_t r = mix(seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(b));
     for (int64_t offset = header; offset < block_bytes; offset += 8) {
       r = mix(r + 1);
-      std::memcpy(block + offset, &r, static_cast<size_t>(std::min<int64_t>(8, block_bytes - offset)));
+      std::memcpy(block + offset, &r,
+                  static_cast<size_t>(std::min<int64_t>(8, block_bytes - offset)));
     }
     // Q4_1 blocks differ in d unless pairs share it.
     const float vary = 1.0f + static_cast<float>((format.paired ? b / 2 : b) % 7) / 16;
@@ -262,12 +263,9 @@ void measure_kernels(Backend& backend) {
                           {"down 4096x14336", 4096, 14336},
                           {"q/o 4096x4096", 4096, 4096},
                           {"lm_head 128256x4096", 128256, 4096}};
-  const Format formats[] = {{"BF16", DType::BF16},
-                            {"Q4_0", DType::Q4_0},
-                            {"Q4_1", DType::Q4_1},
-                            {"MLX4/64", DType::Q4_1, true},
-                            {"Q8_0", DType::Q8_0},
-                            {"Q4_K", DType::Q4_K}};
+  const Format formats[] = {{"BF16", DType::BF16}, {"Q4_0", DType::Q4_0},
+                            {"Q4_1", DType::Q4_1}, {"MLX4/64", DType::Q4_1, true},
+                            {"Q8_0", DType::Q8_0}, {"Q4_K", DType::Q4_K}};
   for (const Format& format : formats) {
     for (const Shape& shape : shapes) {
       Tensor weight =

@@ -287,8 +287,10 @@ TEST_P(BackendOps, UploadedHalfPrecisionWeightsReadBackExactly) {
   }
 }
 
+// Instances named by backend (AllBackends/BackendOps.X/cuda): --gtest_filter='*BackendOps*cuda*'.
 INSTANTIATE_TEST_SUITE_P(AllBackends, BackendOps,
-                         ::testing::ValuesIn(testing::inference_backends()));
+                         ::testing::ValuesIn(testing::inference_backends()),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace flow2

@@ -167,7 +167,8 @@ TEST_P(QuantizedBackendOps, MlxGroup64WeightsMatchTheCpuBackend) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, QuantizedBackendOps,
-                         ::testing::ValuesIn(testing::inference_backends()));
+                         ::testing::ValuesIn(testing::inference_backends()),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace flow2
