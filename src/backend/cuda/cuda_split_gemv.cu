@@ -19,7 +19,6 @@
 // loads from rows in element order).
 #include <algorithm>
 
-#include "backend/cuda/cuda_math.cuh"
 #include "backend/cuda/cuda_split_codes.cuh"
 #include "backend/cuda/cuda_split_layout.h"
 
