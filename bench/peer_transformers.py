@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
 """The transformers side of `flow2 report --compare transformers`: loads the same model with
 Hugging Face transformers (PyTorch) and measures what flow2 bench measures - load time, peak
-resident memory, prompt speed (one forward over N random tokens) and generation speed (N greedy
-steps with the KV cache, batch 1) - as mean and sample standard deviation over the repetitions.
-Prints one JSON object. Missing packages give {"status": "not installed", "reason": ...}.
+resident memory, prompt speed (one forward over N random tokens) and generation speed (greedy
+generate() of N tokens after a one-token prompt, KV cache, batch 1) - as mean and sample
+standard deviation over the repetitions. Prints one JSON object on stdout (library messages go
+to stderr). Missing packages give {"status": "not installed", "reason": ...}.
 
 usage: peer_transformers.py MODEL [--prompt-tokens 512] [--gen-tokens 128] [--reps 5]
                             [--threads N] [--seed 0]
-MODEL is a Hugging Face directory or a .gguf file (transformers dequantizes GGUF on load).
+MODEL is a Hugging Face directory or a .gguf file (transformers dequantizes GGUF to float32 on
+load, with the gguf and accelerate packages).
 """
 import argparse
+import importlib
 import json
 import os
 import resource
 import statistics
 import sys
 import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model: never reach for the network
+os.environ.setdefault("TQDM_DISABLE", "1")  # GGUF loading's progress bars, on stderr
 
 
 def stats(values):
@@ -33,12 +39,19 @@ def main():
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    try:
-        import torch
-        import transformers
-    except ImportError as error:
-        print(json.dumps({"status": "not installed", "reason": str(error)}))
-        return 0
+    needed = ["torch", "transformers"]
+    if args.model.endswith(".gguf"):
+        needed += ["gguf", "accelerate"]  # transformers' GGUF loading needs both
+    for package in needed:
+        try:
+            importlib.import_module(package)
+        except ImportError as error:
+            print(json.dumps({"status": "not installed",
+                              "reason": f"python package {package}: {error}"}))
+            return 0
+    import torch
+    import transformers
+    transformers.utils.logging.disable_progress_bar()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     path = args.model
@@ -54,11 +67,7 @@ def main():
         model.eval()
         return model, time.perf_counter() - start
 
-    try:
-        model, cold = load()
-    except ImportError as error:  # e.g. the gguf package for .gguf files
-        print(json.dumps({"status": "not installed", "reason": str(error)}))
-        return 0
+    model, cold = load()
     loads = []
     for _ in range(args.reps):
         del model
@@ -67,26 +76,37 @@ def main():
     vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(args.seed)
     prompt = torch.randint(0, vocab, (1, args.prompt_tokens), generator=generator)
+    eos = model.config.eos_token_id
+    pad = (eos[0] if isinstance(eos, list) else eos) or 0
+
+    def generate(count):
+        # min_new_tokens keeps an end-of-sequence token from stopping it early.
+        return model.generate(prompt[:, :1], attention_mask=torch.ones_like(prompt[:, :1]),
+                              max_new_tokens=count, min_new_tokens=count, do_sample=False,
+                              use_cache=True, pad_token_id=pad)
+
     prompt_s, ttft_s, gen_s = [], [], []
     with torch.no_grad():
         model(prompt[:, :16])  # warm-up, not counted
+        if args.gen_tokens:
+            generate(min(args.gen_tokens, 4))
         for _ in range(args.reps):
             start = time.perf_counter()
             logits = model(prompt, use_cache=False).logits
             prompt_s.append(time.perf_counter() - start)
             int(logits[0, -1].argmax())
             ttft_s.append(time.perf_counter() - start)
-            token = prompt[:, :1]
-            past = None
-            start = time.perf_counter()
-            for _ in range(args.gen_tokens):
-                out = model(token, past_key_values=past, use_cache=True)
-                past = out.past_key_values
-                token = out.logits[:, -1:].argmax(-1)
-            gen_s.append(time.perf_counter() - start)
+            if args.gen_tokens:
+                start = time.perf_counter()
+                generated = generate(args.gen_tokens)
+                gen_s.append(time.perf_counter() - start)
+                assert generated.shape[1] == 1 + args.gen_tokens, generated.shape
     result = {
         "status": "ok",
         "framework": "transformers " + transformers.__version__,
+        "prompt_tokens": args.prompt_tokens,
+        "gen_tokens": args.gen_tokens,
+        "reps": args.reps,
         "torch": torch.__version__,
         "device": device,
         "threads": torch.get_num_threads(),
@@ -97,9 +117,10 @@ def main():
         "prompt_s": stats(prompt_s),
         "prompt_tok_s": stats([args.prompt_tokens / s for s in prompt_s]),
         "ttft_s": stats(ttft_s),
-        "gen_s": stats(gen_s),
-        "gen_tok_s": stats([args.gen_tokens / s for s in gen_s] if args.gen_tokens else [0.0]),
     }
+    if args.gen_tokens:
+        result["gen_s"] = stats(gen_s)
+        result["gen_tok_s"] = stats([args.gen_tokens / s for s in gen_s])
     print(json.dumps(result))
     return 0
 

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
 
 #include "cli_runner.h"
 #include "flow2/benchmark.h"
@@ -127,6 +129,69 @@ TEST(BenchCli, JsonHasEveryField) {
   for (const char* key : {"parameters", "bytes_on_disk", "dtype", "bits_per_weight"}) {
     EXPECT_TRUE(out["models"][0]["model"].contains(key)) << key;
   }
+}
+
+TEST(BenchCli, ProgressIsOneParseableLinePerStepWithoutATerminal) {
+  // stderr is a file here, so "auto" progress must be plain lines: the cold load, 2 warm loads,
+  // the warm-up, 2 timed passes and the result, whose speeds are the JSON's means.
+  auto result = run_cli("bench --model " + model_path("tiny-llama").string() +
+                        " --device cpu --prompt-tokens 8 --gen-tokens 4 --reps 2 --json");
+  ASSERT_EQ(result.status, 0) << result.output;
+  const std::string errors = result.output.substr(result.stdout_text.size());
+  EXPECT_EQ(errors.find('\r'), std::string::npos);
+  EXPECT_EQ(errors.find('\x1b'), std::string::npos);
+  std::vector<std::string> lines;
+  std::stringstream stream(errors);
+  for (std::string line; std::getline(stream, line);) lines.push_back(line);
+  const std::string head = "bench: model 1/1 tiny-llama cpu: ";
+  const std::vector<std::string> steps = {"cold load", "warm load 1/2", "warm load 2/2",
+                                          "warm-up",   "pp8 tg4 1/2",   "pp8 tg4 2/2"};
+  ASSERT_EQ(lines.size(), steps.size() + 1) << errors;
+  for (size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(lines[i], head + steps[i]);
+  std::smatch done;
+  ASSERT_TRUE(std::regex_match(
+      lines.back(), done, std::regex(head + R"(done: pp8 ([0-9.]+) tok/s, tg4 ([0-9.]+) tok/s)")))
+      << lines.back();
+  const json out = json::parse(result.stdout_text);
+  const json& b = out["models"][0]["backends"][0];
+  EXPECT_NEAR(std::stod(done[1]), b["prompt_tok_s"]["mean"].get<double>(), 0.05 + 1e-9);
+  EXPECT_NEAR(std::stod(done[2]), b["gen_tok_s"]["mean"].get<double>(), 0.05 + 1e-9);
+}
+
+TEST(BenchCli, BarsRedrawInPlaceWhenAsked) {
+  auto result = run_cli("bench --model " + model_path("tiny-llama").string() +
+                        " --device cpu --prompt-tokens 8 --gen-tokens 2 --reps 1 --progress bar");
+  ASSERT_EQ(result.status, 0) << result.output;
+  const std::string errors = result.output.substr(result.stdout_text.size());
+  // One line per model and backend, redrawn with "\r": 4 steps and the finished bar.
+  EXPECT_EQ(std::count(errors.begin(), errors.end(), '\r'), 5) << errors;
+  EXPECT_EQ(std::count(errors.begin(), errors.end(), '\n'), 1) << errors;
+  EXPECT_NE(errors.find("\r[########################] bench: model 1/1 tiny-llama cpu: done"),
+            std::string::npos)
+      << errors;
+  EXPECT_EQ(run_cli("bench --model x --progress fancy").status, 2);
+}
+
+TEST(BenchCli, AutoDrawsBarsOnATerminal) {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "script (util-linux) is not installed to give flow2 a terminal";
+  }
+  // script runs the command on a pseudo-terminal and copies what it prints: stderr only here.
+  const std::string command = "script -qec \"" + std::string(FLOW2_CLI_PATH) + " bench --model " +
+                              model_path("tiny-llama").string() +
+                              " --device cpu --prompt-tokens 8 --gen-tokens 2 --reps 1"
+                              " >/dev/null\" /dev/null";
+  std::FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string terminal;
+  char buffer[4096];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) terminal.append(buffer, n);
+  ASSERT_EQ(pclose(pipe), 0) << terminal;
+  EXPECT_NE(terminal.find("\r[########################] bench: model 1/1 tiny-llama cpu: done"),
+            std::string::npos)
+      << terminal;
+  // Lines would end in "\r\n" on a terminal; a bar step ends in "\x1b[K" and is overdrawn.
+  EXPECT_EQ(terminal.find("bench: model 1/1 tiny-llama cpu: cold load\r"), std::string::npos);
 }
 
 TEST(BenchCli, TableAndErrors) {

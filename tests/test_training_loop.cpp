@@ -336,5 +336,47 @@ TEST(ProgressBar, LinesAndDurations) {
   EXPECT_NE(text.find("val_loss 2.0000"), std::string::npos) << text;
 }
 
+// What ProgressBar::update writes for a sequence of task events, in one style.
+std::string drawn(ProgressStyle style, const std::vector<ProgressEvent>& events) {
+  char* buffer = nullptr;
+  size_t size = 0;
+  std::FILE* out = open_memstream(&buffer, &size);
+  {
+    ProgressBar bar(out, style);
+    for (const auto& event : events) bar.update(event, "bench: ");
+  }  // the destructor ends a bar that is still drawn
+  std::fclose(out);
+  std::string text(buffer, size);
+  std::free(buffer);
+  return text;
+}
+
+TEST(ProgressBar, TaskEventsAsBarsOrLines) {
+  const std::vector<ProgressEvent> events = {
+      {"a: cold load", 0, 4},     {"a: warm load 1/2", 1, 4}, {"a failed: disk", 0, 0, true},
+      {"a: warm load 2/2", 2, 4}, {"a: done", 4, 4},          {"b: cold load", 0, 4}};
+  EXPECT_EQ(drawn(ProgressStyle::Lines, events),
+            "bench: a: cold load\nbench: a: warm load 1/2\nbench: a failed: disk\n"
+            "bench: a: warm load 2/2\nbench: a: done\nbench: b: cold load\n");
+  EXPECT_EQ(drawn(ProgressStyle::Off, events), "");
+  // Bars: redrawn with "\r" and cleared to the end of the line; a kept message and a finished
+  // task end the line; the last, unfinished bar is ended by the destructor.
+  const std::string empty(24, '.'), full(24, '#');
+  EXPECT_EQ(drawn(ProgressStyle::Bar, events), "\r[" + empty +
+                                                   "] bench: a: cold load\x1b[K"
+                                                   "\r[######" +
+                                                   std::string(18, '.') +
+                                                   "] bench: a: warm load 1/2\x1b[K"
+                                                   "\nbench: a failed: disk\n"
+                                                   "\r[############" +
+                                                   std::string(12, '.') +
+                                                   "] bench: a: warm load 2/2\x1b[K"
+                                                   "\r[" +
+                                                   full +
+                                                   "] bench: a: done\x1b[K\n"
+                                                   "\r[" +
+                                                   empty + "] bench: b: cold load\x1b[K\n");
+}
+
 }  // namespace
 }  // namespace flow2

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "flow2/progress.h"
+
 namespace flow2 {
 
 struct BenchmarkOptions {
@@ -24,8 +26,10 @@ struct BenchmarkOptions {
   int64_t gen_tokens = 128;
   int64_t reps = 5;
   uint64_t seed = 0;  // the random prompt ids
-  // Stage messages ("model 1/2 cpu: warm load 3/5") for progress output; may be empty.
-  std::function<void(const std::string&)> progress;
+  // Progress per model and backend: "model 1/2 a.gguf cpu: warm load 3/5", counting the cold
+  // load, the warm loads, the warm-up pass and the timed passes (2 * reps + 2 units), then one
+  // event with done == total and the speeds. May be empty.
+  ProgressCallback progress;
 };
 
 // Mean and sample standard deviation (0 for one value) of the per-repetition values.

@@ -86,9 +86,27 @@ std::vector<double> rates(int64_t tokens, const std::vector<double>& seconds) {
   return out;
 }
 
-void note(const BenchmarkOptions& options, const std::string& message) {
-  if (options.progress) options.progress(message);
-}
+// Progress of one model on one backend: the cold load, the warm loads, the warm-up pass and the
+// timed passes are its units.
+class TaskProgress {
+ public:
+  TaskProgress(const BenchmarkOptions& options, std::string task)
+      : options_(options), task_(std::move(task)), total_(2 * options.reps + 2) {}
+  // Starts the next unit.
+  void next(const std::string& what) {
+    if (options_.progress) options_.progress({task_ + ": " + what, done_, total_});
+    ++done_;
+  }
+  void finished(const std::string& what) {
+    if (options_.progress) options_.progress({task_ + ": " + what, total_, total_});
+  }
+
+ private:
+  const BenchmarkOptions& options_;
+  std::string task_;
+  int64_t total_;
+  int64_t done_ = 0;
+};
 
 BackendBenchmark run_on_backend(const BenchmarkOptions& options, const std::string& label,
                                 const std::filesystem::path& path, const ModelSummary& summary,
@@ -98,7 +116,8 @@ BackendBenchmark run_on_backend(const BenchmarkOptions& options, const std::stri
   std::unique_ptr<Backend> backend = make_backend(backend_name);
   result.page_cache = measure::drop_from_page_cache(measure::model_files(path));
   result.peak_rss_reset = measure::reset_peak_rss();
-  note(options, fmt::format("{} {}: cold load", label, backend_name));
+  TaskProgress progress(options, label + " " + backend_name);
+  progress.next("cold load");
   Loaded loaded = load(path, *backend);
   result.cold_load_s = loaded.seconds;
   result.cold_is_first_load = first_load;
@@ -106,8 +125,7 @@ BackendBenchmark run_on_backend(const BenchmarkOptions& options, const std::stri
   loaded.model.reset();
   std::vector<double> warm;
   for (int64_t rep = 0; rep < options.reps; ++rep) {
-    note(options,
-         fmt::format("{} {}: warm load {}/{}", label, backend_name, rep + 1, options.reps));
+    progress.next(fmt::format("warm load {}/{}", rep + 1, options.reps));
     loaded = load(path, *backend);
     warm.push_back(loaded.seconds);
     if (rep + 1 < options.reps) loaded.model.reset();
@@ -119,11 +137,12 @@ BackendBenchmark run_on_backend(const BenchmarkOptions& options, const std::stri
   std::vector<int32_t> prompt = random_ids(options.prompt_tokens, summary.vocab_size, rng);
   // A short warm-up pass (caches, thread pool, first-touch of the weights), not counted.
   std::vector<int32_t> warmup(prompt.begin(), prompt.begin() + std::min<size_t>(prompt.size(), 16));
+  progress.next("warm-up");
   run_pass(model, warmup, std::min<int64_t>(options.gen_tokens, 4));
   std::vector<double> prompt_s, ttft_s, gen_s;
   for (int64_t rep = 0; rep < options.reps; ++rep) {
-    note(options, fmt::format("{} {}: pp{} tg{} {}/{}", label, backend_name, options.prompt_tokens,
-                              options.gen_tokens, rep + 1, options.reps));
+    progress.next(fmt::format("pp{} tg{} {}/{}", options.prompt_tokens, options.gen_tokens, rep + 1,
+                              options.reps));
     Pass pass = run_pass(model, prompt, options.gen_tokens);
     prompt_s.push_back(pass.prompt_s);
     ttft_s.push_back(pass.ttft_s);
@@ -141,6 +160,9 @@ BackendBenchmark run_on_backend(const BenchmarkOptions& options, const std::stri
     result.gpu_peak_bytes = backend->peak_device_bytes();
   }
   result.measured = true;
+  progress.finished(fmt::format("done: pp{} {:.1f} tok/s, tg{} {:.1f} tok/s", options.prompt_tokens,
+                                result.prompt_tok_s.mean, options.gen_tokens,
+                                result.gen_tok_s.mean));
   return result;
 }
 

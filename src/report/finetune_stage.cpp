@@ -114,7 +114,7 @@ Json finetune_stage(const std::filesystem::path& model, const ReportOptions& opt
   for (const auto& example : dataset.train.examples) train_tokens += example.tokens.size();
   out["train_tokens_per_epoch"] = train_tokens;
   if (!dataset.valid.empty()) {
-    if (options.progress) options.progress("fine-tune: validation loss before training");
+    if (options.progress) options.progress({"validation loss before training", 0, steps});
     out["initial_eval"] =
         eval_json(evaluate_split(*trainable, dataset.valid, training.batch_size, training.pad_id));
   }
@@ -129,8 +129,9 @@ Json finetune_stage(const std::filesystem::path& model, const ReportOptions& opt
                      {"tokens_per_s", record.tokens_per_s},
                      {"elapsed_s", record.elapsed_s}});
     if (options.progress) {
-      options.progress(fmt::format("fine-tune: step {}/{} loss {:.4f} ({:.0f} tok/s)", record.step,
-                                   record.total_steps, record.loss, record.tokens_per_s));
+      options.progress({fmt::format("step {}/{} loss {:.4f} ({:.0f} tok/s)", record.step,
+                                    record.total_steps, record.loss, record.tokens_per_s),
+                        record.step, record.total_steps});
     }
     return true;
   };

@@ -50,9 +50,7 @@ Json benchmark_stage(const ReportOptions& options) {
     b.gen_tokens = options.gen_tokens;
     b.reps = options.reps;
     b.seed = options.seed;
-    b.progress = [&](const std::string& message) {
-      if (options.progress) options.progress("benchmark: " + message);
-    };
+    b.progress = options.progress;
     try {
       Json one = benchmark_json(run_benchmark(b));
       if (bench.is_null()) {
@@ -80,7 +78,7 @@ void write_report_files(const Json& results, const std::filesystem::path& out) {
 }
 
 ReportOutcome run_report(const ReportOptions& given) {
-  const ReportOptions options = with_defaults(given);
+  ReportOptions options = with_defaults(given);  // .progress is set per stage below
   check(!options.models.empty(), "flow2 report needs at least one --model");
   for (const auto& peer : options.compare) {
     check(peer == "transformers" || peer == "llama.cpp",
@@ -130,10 +128,17 @@ ReportOutcome run_report(const ReportOptions& given) {
     for (const auto& model : options.models) {
       stages.push_back({"peer " + peer + " " + model.filename().string(),
                         [&, peer, model] {
-                          Json result = report::peer_stage(peer, model, options);
+                          // A failed peer keeps its row (and error) in the tables too.
+                          Json result = report::guarded(
+                              [&] { return report::peer_stage(peer, model, options); });
+                          result["peer"] = peer;
+                          result["model"] = model.filename().string();
                           results["peers"].push_back(result);
-                          return Json{{"status", result.value("status", "")},
-                                      {"reason", result.value("reason", "")}};
+                          Json status{{"status", result.value("status", "")}};
+                          for (const char* key : {"reason", "error"}) {
+                            if (result.contains(key)) status[key] = result[key];
+                          }
+                          return status;
                         },
                         ""});
     }
@@ -149,10 +154,19 @@ ReportOutcome run_report(const ReportOptions& given) {
   }
   if (!results.contains("peers") && !options.compare.empty()) results["peers"] = Json::array();
 
+  const ProgressCallback given_progress = options.progress;
   for (size_t i = 0; i < stages.size(); ++i) {
     const Stage& stage = stages[i];
-    if (options.progress) {
-      options.progress(fmt::format("[{}/{}] {}", i + 1, stages.size(), stage.name));
+    const std::string position = fmt::format("[{}/{}] {}", i + 1, stages.size(), stage.name);
+    const auto total = static_cast<int64_t>(stages.size());
+    if (given_progress) given_progress({position, static_cast<int64_t>(i), total});
+    // A stage's own steps (benchmark repetitions, fine-tuning steps) under its position.
+    if (given_progress) {
+      options.progress = [&](const ProgressEvent& event) {
+        ProgressEvent inner = event;
+        inner.text = position + ": " + event.text;
+        given_progress(inner);
+      };
     }
     const auto start = std::chrono::steady_clock::now();
     Json result = report::guarded(stage.run);
@@ -168,11 +182,17 @@ ReportOutcome run_report(const ReportOptions& given) {
     if (summary["status"] == "failed") {
       results["failed_stages"].push_back(stage.name);
       outcome.failed.push_back(stage.name);
-      if (options.progress) {
-        options.progress(fmt::format("{} failed: {}", stage.name, summary.value("error", "")));
+      if (given_progress) {
+        given_progress(
+            {fmt::format("{} failed: {}", stage.name, summary.value("error", "")), 0, 0, true});
       }
     }
     write_report_files(results, options.out);
+  }
+  if (given_progress) {
+    given_progress(
+        {fmt::format("done: {} stage(s), {} failed", stages.size(), outcome.failed.size()),
+         static_cast<int64_t>(stages.size()), static_cast<int64_t>(stages.size())});
   }
   outcome.markdown = options.out / "report.md";
   outcome.html = options.out / "report.html";

@@ -61,6 +61,7 @@ std::vector<PerfRow> performance_rows(const Json& results) {
       for (const auto& b : entry["backends"]) {
         PerfRow row = base;
         row.backend = b.value("backend", "");
+        row.device = row.backend;
         row.measured = b.value("measured", false);
         row.reason = b.value("not_measured", "");
         if (row.measured) {
@@ -83,11 +84,10 @@ std::vector<PerfRow> performance_rows(const Json& results) {
       row.peer = true;
       row.backend = peer.value("peer", "");
       row.source = peer.value("framework", row.backend);
+      row.device = peer.value("device", "");
       row.measured = peer.value("status", "") == "ok";
-      row.reason =
-          peer.value("status", "") + (peer.contains("reason") || peer.contains("error")
-                                          ? ": " + peer.value("reason", peer.value("error", ""))
-                                          : "");
+      row.failed = peer.value("status", "") == "failed";
+      row.reason = row.failed ? peer.value("error", "") : peer.value("reason", "");
       if (row.measured) {
         fill_speeds(row, peer);
         if (peer.contains("dtype")) row.dtype = peer.value("dtype", "");

@@ -12,11 +12,13 @@ namespace flow2::report {
 
 struct PerfRow {
   std::string model;
-  std::string backend;  // "cpu", "cuda", or the peer's name
+  std::string backend;  // "cpu", "cuda", or the peer's name ("llama.cpp", "transformers")
   std::string source;   // "flow2", or the peer framework with its version
+  std::string device;   // where it ran: the backend, or the device the peer reports
   bool peer = false;
   bool measured = false;
-  std::string reason;  // why not measured
+  bool failed = false;  // a peer that ran and failed (reason holds the error)
+  std::string reason;   // why not measured
   double bytes_on_disk = NAN, weight_bytes = NAN, parameters = NAN, bits_per_weight = NAN;
   std::string dtype;
   double cold_load_s = NAN, warm_load_s = NAN, warm_load_sd = NAN;
@@ -24,7 +26,8 @@ struct PerfRow {
   double pp = NAN, pp_sd = NAN, tg = NAN, tg_sd = NAN, ttft = NAN, ttft_sd = NAN;
   bool page_cache_dropped = false;
 
-  std::string label() const { return model + " (" + (peer ? source : backend) + ")"; }
+  // "m.gguf (flow2 cpu)", "m.gguf (llama.cpp llama-bench 0c1e570)": always names who ran it.
+  std::string label() const { return model + " (" + (peer ? source : "flow2 " + backend) + ")"; }
 };
 
 std::vector<PerfRow> performance_rows(const Json& results);

@@ -6,8 +6,9 @@
 namespace flow2::report {
 
 struct CommandResult {
-  int status = -1;     // exit status; -1 when it could not run
-  std::string output;  // stdout (stderr too when the command line redirects it)
+  int status = -1;           // exit status; -1 when it could not run or was killed
+  std::string output;        // stdout
+  std::string error_output;  // stderr, unless the command line redirects it itself
 };
 
 CommandResult run_command(const std::string& command_line);
@@ -17,5 +18,8 @@ std::string find_on_path(const std::string& program);
 
 // 'text' for a POSIX shell.
 std::string shell_quote(const std::string& text);
+
+// The last `count` bytes of `text` (all of it when shorter), for error messages.
+std::string tail(const std::string& text, size_t count = 2000);
 
 }  // namespace flow2::report

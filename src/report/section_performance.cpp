@@ -49,7 +49,8 @@ Section performance_section(const Json& results) {
       "({} single-token steps, batch 1); time to first token is the prefill plus choosing the "
       "first token. Load time is opening the checkpoint and binding its weights; cold is the "
       "first load in the process after evicting the files from the page cache. Peers run the "
-      "same sizes and are labelled by their framework.",
+      "same sizes and threads and are labelled by their framework in the Source column; n/a "
+      "marks what a peer does not report (llama-bench reports only pp and tg).",
       bench.is_object() ? bench.value("reps", 0) : 0, pp_name, pp, tg_name, tg));
   Table table{{"Model", "Source", "Backend", "Size", "Params", "Quantization", "Cold load s",
                "Warm load s", "Peak RSS", "TTFT s", pp_name, tg_name},
@@ -58,7 +59,7 @@ Section performance_section(const Json& results) {
     std::vector<std::string> cells = {
         row.model,
         row.source,
-        row.peer ? "cpu" : row.backend,
+        row.device.empty() ? "n/a" : row.device,
         or_na(row.bytes_on_disk, megabytes),
         or_na(row.parameters, millions),
         row.dtype.empty() ? "n/a"
@@ -66,7 +67,7 @@ Section performance_section(const Json& results) {
                                              ? " (" + fixed(row.bits_per_weight, 2) + " bpw)"
                                              : "")};
     if (!row.measured) {
-      cells.push_back("not measured: " + row.reason);
+      cells.push_back((row.failed ? "failed: " : "not measured: ") + row.reason);
       cells.resize(table.header.size(), "");
     } else {
       cells.push_back(or_na(row.cold_load_s, [](double v) { return fixed(v, 3); }));

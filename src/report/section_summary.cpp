@@ -2,7 +2,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
+#include <tuple>
 
 #include "report/format.h"
 #include "report/rows.h"
@@ -56,11 +58,13 @@ Section summary_section(const Json& results) {
   std::vector<std::string> findings;
   for (const auto& row : performance_rows(results)) {
     if (!row.measured) continue;
-    findings.push_back(fmt::format(
-        "{}: generation {} tok/s, prompt processing {} tok/s, time to first token {} s{}.",
-        row.label(), fixed(row.tg, 1), fixed(row.pp, 1), fixed(row.ttft, 3),
-        known(row.peak_rss) ? fmt::format(", peak resident memory {}", megabytes(row.peak_rss))
-                            : ""));
+    // Only what was measured: llama-bench, say, reports no time to first token or memory.
+    std::vector<std::string> parts;
+    if (known(row.tg)) parts.push_back("generation " + rate(row.tg));
+    if (known(row.pp)) parts.push_back("prompt processing " + rate(row.pp));
+    if (known(row.ttft)) parts.push_back("time to first token " + seconds(row.ttft));
+    if (known(row.peak_rss)) parts.push_back("peak resident memory " + megabytes(row.peak_rss));
+    findings.push_back(fmt::format("{}: {}.", row.label(), fmt::join(parts, ", ")));
   }
   // GPU coverage, from the registry's reasons.
   bool gpu_measured = false;
@@ -81,14 +85,19 @@ Section summary_section(const Json& results) {
   for (const auto& row : performance_rows(results)) {
     if (!row.peer) continue;
     if (!row.measured) {
-      findings.push_back(fmt::format("Peer {} on {}: {}.", row.backend, row.model, row.reason));
+      findings.push_back(fmt::format("Peer {} on {}: {}{}.", row.backend, row.model,
+                                     row.failed ? "failed: " : "", row.reason));
       continue;
     }
     for (const auto& own : measured_rows(results, true)) {
-      if (own.model != row.model || own.backend != "cpu" || !known(row.tg) || row.tg <= 0) continue;
-      findings.push_back(fmt::format("flow2 generates {}x as fast as {} on {} ({} vs {} tok/s).",
-                                     fixed(own.tg / row.tg, 2), row.source, row.model,
-                                     fixed(own.tg, 1), fixed(row.tg, 1)));
+      if (own.model != row.model || own.backend != row.device) continue;
+      for (const auto& [verb, mine, theirs] :
+           {std::tuple{"generates", own.tg, row.tg}, {"processes prompts", own.pp, row.pp}}) {
+        if (!known(mine) || !known(theirs) || theirs <= 0) continue;
+        findings.push_back(fmt::format("flow2 ({}) {} {}x as fast as {} on {} ({} vs {} tok/s).",
+                                       own.backend, verb, fixed(mine / theirs, 2), row.source,
+                                       row.model, fixed(mine, 1), fixed(theirs, 1)));
+      }
     }
   }
   const Json& data = field(results, "dataset");
@@ -136,7 +145,8 @@ Section best_section(const Json& results) {
        [](double v) { return seconds(v); }},
       {"Lowest peak memory", [](const PerfRow& r) { return r.peak_rss; }, false,
        [](double v) { return megabytes(v); }},
-      {"Smallest on disk", [](const PerfRow& r) { return r.bytes_on_disk; }, false,
+      // A peer reads the same file as flow2: only flow2's rows rank on size.
+      {"Smallest on disk", [](const PerfRow& r) { return r.peer ? NAN : r.bytes_on_disk; }, false,
        [](double v) { return megabytes(v); }},
   };
   Table table{{"Category", "Best", "Value", "Runner-up"}, {}};

@@ -78,8 +78,10 @@ Document build_document(const Json& results) {
       text_of(field(report, "created_utc")), report.value("quick", false) ? " (--quick)" : ""));
   std::vector<std::string> models;
   for (const auto& m : field(report, "models")) models.push_back(m.get<std::string>());
-  document.preamble.push_back(fmt::format("Models: {}. Data: {}.", fmt::join(models, ", "),
-                                          text_of(field(report, "data"))));
+  const Json& data = field(report, "data");
+  document.preamble.push_back(
+      fmt::format("Models: {}. Data: {}.", fmt::join(models, ", "),
+                  data.is_string() ? data.get<std::string>() : "none (no --data given)"));
   document.sections = {summary_section(results), performance_section(results),
                        best_section(results)};
   for (auto& section : model_sections(results)) document.sections.push_back(std::move(section));

@@ -1,6 +1,7 @@
 #include "flow2/progress_bar.h"
 
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 
 #include <algorithm>
 #include <cmath>
@@ -47,12 +48,42 @@ void ProgressBar::step(const StepRecord& record) {
     }
     return;
   }
-  constexpr int kWidth = 24;
-  auto filled = static_cast<int>(kWidth * record.step / std::max<int64_t>(1, record.total_steps));
-  fmt::print(out_, "\r[{}{}] {}\x1b[K", std::string(static_cast<size_t>(filled), '#'),
-             std::string(static_cast<size_t>(kWidth - filled), '.'), status(record));
+  draw(record.step, record.total_steps, status(record));
+}
+
+void ProgressBar::draw(int64_t done, int64_t total, const std::string& text) {
+  constexpr int64_t kWidth = 24;
+  std::string line = text;
+  if (total > 0) {
+    const int64_t filled = kWidth * std::clamp<int64_t>(done, 0, total) / total;
+    line = fmt::format("[{}{}] {}", std::string(static_cast<size_t>(filled), '#'),
+                       std::string(static_cast<size_t>(kWidth - filled), '.'), text);
+  }
+  // A line wider than the terminal would wrap, and "\r" would then redraw only its last part.
+  winsize size{};
+  if (::ioctl(fileno(out_), TIOCGWINSZ, &size) == 0 && size.ws_col > 1 &&
+      line.size() >= size.ws_col) {
+    size_t cut = size.ws_col - 1;
+    while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
+    line.resize(cut);
+  }
+  fmt::print(out_, "\r{}\x1b[K", line);
   std::fflush(out_);
   drawn_ = true;
+}
+
+void ProgressBar::update(const ProgressEvent& event, std::string_view prefix) {
+  if (style_ == ProgressStyle::Off) return;
+  const std::string text = std::string(prefix) + event.text;
+  if (style_ == ProgressStyle::Lines || event.keep) {
+    if (drawn_) fmt::print(out_, "\n");
+    drawn_ = false;
+    fmt::print(out_, "{}\n", text);
+    std::fflush(out_);
+    return;
+  }
+  draw(event.done, event.total, text);
+  if (event.total > 0 && event.done >= event.total) finish();
 }
 
 void ProgressBar::eval(int64_t step, const EvalResult& result) {

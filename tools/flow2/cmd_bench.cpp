@@ -1,11 +1,14 @@
 // flow2 bench --model M [--model M2 ...]: load time, memory, prompt and generation speed per
-// model and backend, mean ± sd over the repetitions (llama-bench's pp512 / tg128).
+// model and backend, mean ± sd over the repetitions (llama-bench's pp512 / tg128). Progress goes
+// to stderr: a bar per model and backend on a terminal, one "bench: ..." line per step otherwise.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdio>
 
 #include "commands.h"
 #include "flow2/benchmark.h"
+#include "flow2/progress_bar.h"
 
 namespace flow2::cli {
 namespace {
@@ -13,6 +16,7 @@ namespace {
 struct BenchArgs {
   std::vector<std::string> models;
   std::string device = "auto";
+  std::string progress = "auto";
   BenchmarkOptions options;
   bool as_json = false;
 };
@@ -58,10 +62,10 @@ void print_table(const BenchmarkResult& result) {
 void run_bench(BenchArgs args) {
   for (const auto& model : args.models) args.options.models.emplace_back(model);
   if (args.device != "auto") args.options.backends = {args.device};
-  args.options.progress = [](const std::string& message) {
-    std::fprintf(stderr, "bench: %s\n", message.c_str());
-  };
+  ProgressBar bar(stderr, parse_progress_style(args.progress, isatty(STDERR_FILENO) != 0));
+  args.options.progress = [&bar](const ProgressEvent& event) { bar.update(event, "bench: "); };
   BenchmarkResult result = run_benchmark(args.options);
+  bar.finish();
   if (args.as_json) {
     fmt::print("{}\n", benchmark_json(result).dump(2));
   } else {
@@ -91,6 +95,11 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--seed", args->options.seed, "Seed of the random prompt ids")
       ->capture_default_str();
   command->add_flag("--json", args->as_json, "Print JSON");
+  command
+      ->add_option("--progress", args->progress,
+                   "auto (a bar on a terminal, lines otherwise), bar, lines or off")
+      ->check(CLI::IsMember({"auto", "bar", "lines", "off"}))
+      ->capture_default_str();
   command->callback([args] { run_bench(*args); });
 }
 

@@ -1,13 +1,16 @@
 // flow2 report --model M [--model M2 ...] --data PATH: the whole analysis as report.md,
 // report.html and results.json. Exits 1 (after writing every file) when a stage the user asked
 // for failed; stages that could not run here (no trainer, a peer not installed, no GPU
-// backend) are reported as not measured and do not fail the command.
+// backend) are reported as not measured and do not fail the command. Progress goes to stderr: a
+// bar per stage on a terminal, one "report: ..." line per step otherwise.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdio>
 
 #include "commands.h"
 #include "flow2/error.h"
+#include "flow2/progress_bar.h"
 #include "flow2/report.h"
 
 namespace flow2::cli {
@@ -19,6 +22,9 @@ struct ReportArgs {
   std::string out = "flow2-report";
   std::string device = "auto";
   std::string peer_script;
+  std::string python;
+  std::string llama_bench;
+  std::string progress = "auto";
   ReportOptions options;
 };
 
@@ -27,11 +33,13 @@ void run_report_command(ReportArgs args) {
   args.options.data = args.data;
   args.options.out = args.out;
   args.options.peer_script = args.peer_script;
+  args.options.python = args.python;
+  args.options.llama_bench = args.llama_bench;
   if (args.device != "auto") args.options.backends = {args.device};
-  args.options.progress = [](const std::string& message) {
-    std::fprintf(stderr, "report: %s\n", message.c_str());
-  };
+  ProgressBar bar(stderr, parse_progress_style(args.progress, isatty(STDERR_FILENO) != 0));
+  args.options.progress = [&bar](const ProgressEvent& event) { bar.update(event, "report: "); };
   ReportOutcome outcome = run_report(args.options);
+  bar.finish();
   fmt::print("{}\n{}\n{}\n", outcome.markdown.string(), outcome.html.string(),
              outcome.json.string());
   if (!outcome.failed.empty()) {
@@ -72,6 +80,15 @@ void add_report_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   command->add_option("--seed", args->options.seed, "Seed of prompts, split and LoRA init");
   command->add_option("--peer-script", args->peer_script, "bench/peer_transformers.py");
+  command->add_option("--python", args->python,
+                      "Python for --compare transformers (default $FLOW2_PYTHON, else python3)");
+  command->add_option("--llama-bench", args->llama_bench,
+                      "llama-bench for --compare llama.cpp (default $LLAMA_BENCH, else PATH)");
+  command
+      ->add_option("--progress", args->progress,
+                   "auto (a bar on a terminal, lines otherwise), bar, lines or off")
+      ->check(CLI::IsMember({"auto", "bar", "lines", "off"}))
+      ->capture_default_str();
   command->callback([args] { run_report_command(*args); });
 }
 
