@@ -238,7 +238,7 @@ TEST_F(ReportPeers, TransformersNumbersReachBothTablesLabelledTransformers) {
   const auto row = markdown_row(markdown(), "| tiny.gguf | " + source + " |");
   ASSERT_EQ(row.size(), 12u) << markdown();
   EXPECT_EQ(row[kBackend], "cpu");
-  EXPECT_EQ(row[5], captured["dtype"]);  // transformers dequantizes GGUF weights
+  EXPECT_EQ(row[5], captured["dtype"].get<std::string>());  // transformers dequantizes GGUF weights
   EXPECT_EQ(row[kPp], mean_sd(captured["prompt_tok_s"]["mean"], captured["prompt_tok_s"]["sd"], 1));
   EXPECT_EQ(row[kTg], mean_sd(captured["gen_tok_s"]["mean"], captured["gen_tok_s"]["sd"], 1));
   EXPECT_EQ(row[kTtft], mean_sd(captured["ttft_s"]["mean"], captured["ttft_s"]["sd"], 3));

@@ -28,7 +28,23 @@ struct AttentionShape {
   int64_t head_dim = 1;
   float scale = 1.0f;          // multiplies q.k before the softmax
   int64_t sliding_window = 0;  // > 0: a query at position p sees keys at p-window+1 .. p
+  // Sequences at different points (batched decoding): when not empty, sequence b had past[b]
+  // tokens before these, and n_past is unused.
+  std::span<const int64_t> past = {};
 };
+
+// Tokens sequence b held before this call, and the most any sequence held.
+inline int64_t past_length(const AttentionShape& shape, int64_t b) {
+  return shape.past.empty() ? shape.n_past : shape.past[static_cast<size_t>(b)];
+}
+inline int64_t longest_past(const AttentionShape& shape) {
+  int64_t longest = shape.n_past;
+  if (!shape.past.empty()) {
+    longest = 0;
+    for (int64_t length : shape.past) longest = length > longest ? length : longest;
+  }
+  return longest;
+}
 
 // Geometry of causal attention over whole training rows (no cache): q [batch * n_tokens,
 // n_heads * head_dim], k and v [batch * n_tokens, n_kv_heads * head_dim]. segments
@@ -103,9 +119,9 @@ class Backend {
   virtual void rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
                     std::span<const float> inv_freq) = 0;
   // Writes x [batch * n_tokens, width] into cache [batch * capacity, width] at rows
-  // n_past .. n_past + n_tokens - 1 of each sequence.
+  // n_past .. n_past + n_tokens - 1 of each sequence (past[b] .. when `past` is not empty).
   virtual void kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens,
-                        int64_t n_past) = 0;
+                        int64_t n_past, std::span<const int64_t> past = {}) = 0;
   // Causal attention of q [batch * n_tokens, n_heads * head_dim] over the first
   // n_past + n_tokens rows of each sequence's cache; out has q's shape.
   virtual void attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
@@ -129,13 +145,13 @@ class Backend {
   virtual void rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache,
                               Tensor& v_cache, int64_t head_dim, std::span<const int32_t> positions,
                               std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
-                              int64_t n_past) {
+                              int64_t n_past, std::span<const int64_t> past = {}) {
     if (!inv_freq.empty()) {
       rope(q, head_dim, positions, inv_freq);
       rope(k, head_dim, positions, inv_freq);
     }
-    kv_write(k_cache, k, batch, n_tokens, n_past);
-    kv_write(v_cache, v, batch, n_tokens, n_past);
+    kv_write(k_cache, k, batch, n_tokens, n_past, past);
+    kv_write(v_cache, v, batch, n_tokens, n_past, past);
   }
 
   // --- training: forward ops that keep what backward needs, and the backward of each op.

@@ -37,20 +37,32 @@ class KVCache {
 
   int64_t batch() const { return batch_; }
   int64_t capacity() const { return capacity_; }
-  // Tokens each sequence holds so far.
-  int64_t length() const { return length_; }
-  void clear() { length_ = 0; }
-  // Forgets everything after the first `length` tokens of each sequence.
-  void truncate(int64_t length) { length_ = std::min(length_, std::max<int64_t>(length, 0)); }
+  // Tokens each sequence holds so far; an error when the sequences hold different numbers
+  // (batched decoding of sequences at different points: length(b), lengths()).
+  int64_t length() const;
+  int64_t length(int64_t sequence) const { return lengths_.at(static_cast<size_t>(sequence)); }
+  std::span<const int64_t> lengths() const { return lengths_; }
+  bool uniform() const;
+  int64_t longest() const;
+  void clear() { std::fill(lengths_.begin(), lengths_.end(), 0); }
+  // Forgets everything after the first `length` tokens of each sequence (of one sequence).
+  void truncate(int64_t length);
+  void truncate_sequence(int64_t sequence, int64_t length);
+
+  // Sequence b alone, as a cache of one sequence sharing this one's memory (its length is
+  // copied; Model::forward_sequence writes it back).
+  KVCache sequence_view(int64_t sequence);
+  void set_length(int64_t sequence, int64_t length);
 
   Tensor& keys(size_t layer) { return keys_[layer]; }
   Tensor& values(size_t layer) { return values_[layer]; }
-  void advance(int64_t tokens) { length_ += tokens; }
+  void advance(int64_t tokens);
 
  private:
+  KVCache(int64_t capacity, std::vector<Tensor> keys, std::vector<Tensor> values, int64_t length);
   int64_t batch_;
   int64_t capacity_;
-  int64_t length_ = 0;
+  std::vector<int64_t> lengths_;  // per sequence
   std::vector<Tensor> keys_;
   std::vector<Tensor> values_;
 };
@@ -77,6 +89,11 @@ class Model {
   // [batch, vocab]. An id outside the vocabulary, or a cache too small, is an error.
   Tensor forward(std::span<const int32_t> ids, int64_t batch, KVCache& cache,
                  LogitRows rows = LogitRows::All);
+  // Runs `ids` for sequence b of a batched cache alone (a prompt joining a batch whose other
+  // sequences are elsewhere); later forward calls decode all sequences together, each at its
+  // own length.
+  Tensor forward_sequence(std::span<const int32_t> ids, int64_t sequence, KVCache& cache,
+                          LogitRows rows = LogitRows::All);
 
  private:
   struct State;

@@ -106,6 +106,14 @@ KVCache Model::make_cache(int64_t batch, int64_t capacity) const {
   return KVCache(state_->backend, state_->config, batch, capacity);
 }
 
+Tensor Model::forward_sequence(std::span<const int32_t> ids, int64_t sequence, KVCache& cache,
+                               LogitRows rows) {
+  KVCache alone = cache.sequence_view(sequence);
+  Tensor logits = forward(ids, 1, alone, rows);
+  cache.set_length(sequence, alone.length());
+  return logits;
+}
+
 Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cache, LogitRows rows) {
   const ModelConfig& config = state_->config;
   Backend& backend = state_->backend;
@@ -116,9 +124,14 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
   check(cache.batch() == batch, "forward: the KV cache holds {} sequences, not {}", cache.batch(),
         batch);
   const int64_t n_tokens = count / batch;
-  const int64_t n_past = cache.length();
-  check(n_past + n_tokens <= cache.capacity(),
-        "sequence of {} tokens exceeds the KV cache capacity of {}", n_past + n_tokens,
+  // Sequences may stand at different lengths (batched decoding): each has its own positions.
+  const bool uniform = cache.uniform();
+  const int64_t n_past = cache.length(0);
+  const std::span<const int64_t> past =
+      uniform ? std::span<const int64_t>() : std::span<const int64_t>(cache.lengths());
+  const int64_t longest = cache.longest();
+  check(longest + n_tokens <= cache.capacity(),
+        "sequence of {} tokens exceeds the KV cache capacity of {}", longest + n_tokens,
         cache.capacity());
   for (int64_t i = 0; i < count; ++i) {
     check(ids[i] >= 0 && ids[i] < config.vocab_size,
@@ -126,20 +139,22 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
           config.vocab_size);
   }
   std::vector<int32_t> positions(static_cast<size_t>(count));
-  for (int64_t i = 0; i < count; ++i) positions[i] = static_cast<int32_t>(n_past + i % n_tokens);
+  for (int64_t i = 0; i < count; ++i) {
+    positions[i] = static_cast<int32_t>(cache.length(i / n_tokens) + i % n_tokens);
+  }
 
   StepScope step(backend, n_tokens == 1);
   const int64_t hidden = config.hidden_size;
   Tensor x = backend.empty({count, hidden});
   backend.embedding(x, weights.token_embedding, ids, false);
   if (weights.position_embedding.defined()) {
-    check(n_past + n_tokens <= config.max_position_embeddings,
-          "sequence of {} tokens exceeds the {} learned positions", n_past + n_tokens,
+    check(longest + n_tokens <= config.max_position_embeddings,
+          "sequence of {} tokens exceeds the {} learned positions", longest + n_tokens,
           config.max_position_embeddings);
     backend.embedding(x, weights.position_embedding, positions, true);
   }
   std::span<const float> inv_freq;
-  if (config.rope.type != RopeType::None) inv_freq = state_->rope.for_length(n_past + n_tokens);
+  if (config.rope.type != RopeType::None) inv_freq = state_->rope.for_length(longest + n_tokens);
 
   Tensor normed = backend.empty({count, hidden});
   Tensor q = backend.empty({count, config.q_dim()});
@@ -161,7 +176,7 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
     apply_linear(backend, k, normed, layer.k);
     apply_linear(backend, v, normed, layer.v);
     backend.rope_and_cache(q, k, v, cache.keys(l), cache.values(l), config.head_dim, positions,
-                           inv_freq, batch, n_tokens, n_past);
+                           inv_freq, batch, n_tokens, n_past, past);
     AttentionShape shape{batch,
                          n_tokens,
                          n_past,
@@ -169,7 +184,8 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
                          config.num_kv_heads,
                          config.head_dim,
                          attention_scale(config, static_cast<int64_t>(l)),
-                         config.sliding_window_for_layer(static_cast<int64_t>(l))};
+                         config.sliding_window_for_layer(static_cast<int64_t>(l)),
+                         past};
     backend.attention(attended, q, cache.keys(l), cache.values(l), shape);
     apply_linear(backend, projected, attended, layer.o);
     residual_norm(backend, x, projected, normed, layer.mlp_norm, eps);

@@ -21,22 +21,25 @@ void CpuBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
             k_cache.rows() == v_cache.rows() && k_cache.rows() % shape.batch == 0,
         "attention: cache {} does not match the shape", shape_string(k_cache.shape()));
   const int64_t capacity = k_cache.rows() / shape.batch;
-  check(shape.n_past + shape.n_tokens <= capacity, "attention: {} tokens exceed capacity {}",
-        shape.n_past + shape.n_tokens, capacity);
+  check(shape.past.empty() || static_cast<int64_t>(shape.past.size()) == shape.batch,
+        "attention: {} past lengths for {} sequences", shape.past.size(), shape.batch);
+  const int64_t longest = longest_past(shape);
+  check(longest + shape.n_tokens <= capacity, "attention: {} tokens exceed capacity {}",
+        longest + shape.n_tokens, capacity);
   const int64_t group = shape.n_heads / shape.n_kv_heads;
   const int64_t tasks = shape.batch * shape.n_tokens * shape.n_heads;
 
-  const int64_t work = tasks * (shape.n_past + shape.n_tokens) * head_dim;
+  const int64_t work = tasks * (longest + shape.n_tokens) * head_dim;
 #pragma omp parallel if (work >= kMinParallelElements)
   {
-    std::vector<float> scores(static_cast<size_t>(shape.n_past + shape.n_tokens));
+    std::vector<float> scores(static_cast<size_t>(longest + shape.n_tokens));
     std::vector<float> accumulator(static_cast<size_t>(head_dim));
 #pragma omp for schedule(dynamic, 4)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t head = task % shape.n_heads;
       const int64_t row = task / shape.n_heads;  // b * n_tokens + t
       const int64_t b = row / shape.n_tokens;
-      const int64_t position = shape.n_past + row % shape.n_tokens;
+      const int64_t position = past_length(shape, b) + row % shape.n_tokens;
       const int64_t first =
           shape.sliding_window > 0 ? std::max<int64_t>(0, position - shape.sliding_window + 1) : 0;
       const float* query = q.data_as<float>() + row * q_width + head * head_dim;

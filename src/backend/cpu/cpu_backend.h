@@ -28,8 +28,8 @@ class CpuBackend final : public Backend {
                   float eps) override;
   void rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
             std::span<const float> inv_freq) override;
-  void kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens,
-                int64_t n_past) override;
+  void kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens, int64_t n_past,
+                std::span<const int64_t> past) override;
   void attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                  const AttentionShape& shape) override;
   void gated_activation(Tensor& out, const Tensor& gate, const Tensor& up,

@@ -148,16 +148,19 @@ void CpuBackend::rope(Tensor& x, int64_t head_dim, std::span<const int32_t> posi
 }
 
 void CpuBackend::kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens,
-                          int64_t n_past) {
+                          int64_t n_past, std::span<const int64_t> past) {
   const int64_t width = x.cols();
   check(cache.cols() == width && x.rows() == batch * n_tokens && cache.rows() % batch == 0,
         "kv_write: {} into cache {} for batch {}", shape_string(x.shape()),
         shape_string(cache.shape()), batch);
   const int64_t capacity = cache.rows() / batch;
-  check(n_past + n_tokens <= capacity, "kv_write: {} tokens exceed the cache capacity {}",
-        n_past + n_tokens, capacity);
+  check(past.empty() || static_cast<int64_t>(past.size()) == batch,
+        "kv_write: {} past lengths for {} sequences", past.size(), batch);
   for (int64_t b = 0; b < batch; ++b) {
-    std::memcpy(cache.data_as<float>() + (b * capacity + n_past) * width,
+    const int64_t offset = past.empty() ? n_past : past[static_cast<size_t>(b)];
+    check(offset + n_tokens <= capacity, "kv_write: {} tokens exceed the cache capacity {}",
+          offset + n_tokens, capacity);
+    std::memcpy(cache.data_as<float>() + (b * capacity + offset) * width,
                 x.data_as<float>() + b * n_tokens * width,
                 static_cast<size_t>(n_tokens * width) * sizeof(float));
   }

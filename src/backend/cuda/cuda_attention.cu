@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionParams 
   const bool active = item < items;
   const int64_t t = active ? item / group : 0;
   const int64_t head = kv_head * group + (active ? item % group : 0);
-  const int64_t n_past = p.device_n_past ? *p.device_n_past : p.n_past;
+  const int64_t n_past = p.device_n_past ? p.device_n_past[b] : p.n_past;
   const int64_t position = n_past + t;
   const int64_t first_key = p.window > 0 ? max(int64_t{0}, position - p.window + 1) : int64_t{0};
 

@@ -43,8 +43,8 @@ class CudaBackend final : public Backend {
                   float eps) override;
   void rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
             std::span<const float> inv_freq) override;
-  void kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens,
-                int64_t n_past) override;
+  void kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens, int64_t n_past,
+                std::span<const int64_t> past) override;
   void attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                  const AttentionShape& shape) override;
   void gated_activation(Tensor& out, const Tensor& gate, const Tensor& up,
@@ -57,7 +57,7 @@ class CudaBackend final : public Backend {
   void rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache,
                       int64_t head_dim, std::span<const int32_t> positions,
                       std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
-                      int64_t n_past) override;
+                      int64_t n_past, std::span<const int64_t> past) override;
 
   // Training ops are not on the GPU yet: each throws an error that says so.
   void matmul_input_grad(Tensor& dx, const Tensor& dy, const Tensor& weight,
@@ -90,6 +90,10 @@ class CudaBackend final : public Backend {
 
  private:
   Tensor allocate(DType dtype, Shape shape);
+  // Each sequence's cache length for the kernels, staged: inside a step always (the next step's
+  // graph is then the same), outside one when the sequences differ. Null: every sequence is at
+  // n_past, passed by value.
+  const int64_t* staged_past(int64_t batch, int64_t n_past, std::span<const int64_t> past);
   Tensor allocate(DType dtype, Shape shape, size_t bytes);
   // Block-quantized matrices in the split layout (cuda_split_upload.cpp).
   Tensor upload_split(const HostTensor& host, DType dtype);

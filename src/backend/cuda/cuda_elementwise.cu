@@ -161,9 +161,9 @@ __global__ void kv_write_kernel(Cache* cache, const float* x, int64_t n_tokens, 
                                 const int64_t* device_n_past) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
-  const int64_t past = device_n_past ? *device_n_past : n_past;
   const int64_t row = i / width, column = i % width;
   const int64_t b = row / n_tokens, t = row % n_tokens;
+  const int64_t past = device_n_past ? device_n_past[b] : n_past;
   store_element(cache + (b * capacity + past + t) * width + column, x[i]);
 }
 

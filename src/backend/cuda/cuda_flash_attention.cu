@@ -80,7 +80,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int64_t b = blockIdx.z, head = blockIdx.y, first_query = int64_t{blockIdx.x} * kQueries;
   const int64_t kv_head = head / (p.n_heads / p.n_kv_heads);
-  const int64_t n_past = p.device_n_past ? *p.device_n_past : p.n_past;
+  const int64_t n_past = p.device_n_past ? p.device_n_past[b] : p.n_past;
   const int64_t q_width = p.n_heads * D, kv_width = p.n_kv_heads * D;
 
   for (int i = threadIdx.x; i < kQueries * D / 4; i += blockDim.x) {

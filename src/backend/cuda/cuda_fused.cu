@@ -56,7 +56,7 @@ __global__ void rope_and_cache_kernel(RopeCacheParams p) {
   const int64_t row = index / per_row;
   int64_t item = index % per_row;
   const bool rotating = p.inv_freq != nullptr;
-  const int64_t past = p.device_n_past ? *p.device_n_past : p.n_past;
+  const int64_t past = p.device_n_past ? p.device_n_past[row / p.n_tokens] : p.n_past;
   const int64_t cache_row = (row / p.n_tokens) * p.capacity + past + row % p.n_tokens;
   if (item < q_pairs) {
     if (rotating) {

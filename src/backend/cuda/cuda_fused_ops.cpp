@@ -1,5 +1,7 @@
 // The CUDA backend's fused ops (Backend's "fused ops"): the checks of the ops they stand for,
 // then one kernel.
+#include <algorithm>
+
 #include "backend/cuda/cuda_backend.h"
 #include "flow2/error.h"
 
@@ -31,7 +33,7 @@ void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& 
                                  Tensor& v_cache, int64_t head_dim,
                                  std::span<const int32_t> positions,
                                  std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
-                                 int64_t n_past) {
+                                 int64_t n_past, std::span<const int64_t> past) {
   const int64_t rows = q.rows(), kv_width = k.cols();
   check(head_dim > 0 && head_dim % 2 == 0 && q.cols() % head_dim == 0 && kv_width % head_dim == 0,
         "rope_and_cache: head dimension {} does not divide {} and {}", head_dim, q.cols(),
@@ -47,8 +49,10 @@ void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& 
         "rope_and_cache: caches {} do not fit rows of {} for batch {}",
         shape_string(k_cache.shape()), kv_width, batch);
   const int64_t capacity = k_cache.rows() / batch;
-  check(n_past + n_tokens <= capacity, "rope_and_cache: {} tokens exceed the cache capacity {}",
-        n_past + n_tokens, capacity);
+  int64_t longest = n_past;
+  if (!past.empty()) longest = *std::max_element(past.begin(), past.end());
+  check(longest + n_tokens <= capacity, "rope_and_cache: {} tokens exceed the cache capacity {}",
+        longest + n_tokens, capacity);
   if (rows == 0) return;
   cuda::RopeCacheParams p;
   p.q = q.data_as<float>();
@@ -69,12 +73,8 @@ void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& 
   p.kv_heads = kv_width / head_dim;
   p.head_dim = head_dim;
   p.capacity = capacity;
-  // In a step the cache length is staged, so that the next step's graph is the same.
-  if (context_->in_step()) {
-    p.device_n_past = context_->stage(std::span<const int64_t>(&n_past, 1));
-  } else {
-    p.n_past = n_past;
-  }
+  p.device_n_past = staged_past(batch, n_past, past);
+  if (!p.device_n_past) p.n_past = n_past;
   context_->submit(
       "rope_and_cache", [=](cudaStream_t stream) { cuda::rope_and_cache(p, stream); }, p.q, p.k,
       p.v, p.k_cache, p.v_cache, p.bf16_cache, p.positions, p.inv_freq, p.rows, p.n_tokens,

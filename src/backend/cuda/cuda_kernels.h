@@ -48,7 +48,7 @@ void gated_activation(float* out, const float* gate, const float* up, int64_t co
 void activation(float* x, int64_t count, ActivationKind activation, cudaStream_t stream);
 void add(float* out, const float* a, const float* b, int64_t count, cudaStream_t stream);
 // Rows x [batch * n_tokens, width] to rows n_past.. of each sequence of cache
-// [batch * capacity, width]; n_past is read from `device_n_past` when that is set.
+// [batch * capacity, width]; sequence b's n_past is device_n_past[b] when that is set.
 // The cache is float32 or, with `bf16_cache`, bf16.
 void kv_write(void* cache, bool bf16_cache, const float* x, int64_t batch, int64_t n_tokens,
               int64_t width, int64_t capacity, int64_t n_past, const int64_t* device_n_past,
@@ -62,7 +62,7 @@ void argmax_rows(const float* logits, int64_t rows, int64_t width, int32_t* out,
 void add_rms_norm(float* x, const float* delta, float* out, const float* weight, int64_t rows,
                   int64_t width, float eps, cudaStream_t stream);
 // rope of q and k in place (when inv_freq is set), k and v written to their caches at rows
-// n_past.. of each sequence (n_past read from device_n_past when that is set).
+// n_past.. of each sequence (device_n_past[b] for sequence b when that is set).
 struct RopeCacheParams {
   float* q = nullptr;  // [rows, q_heads * head_dim]
   float* k = nullptr;  // [rows, kv_heads * head_dim]
@@ -90,7 +90,8 @@ struct AttentionParams {
   // Split s takes keys [s * L, (s + 1) * L), L = ceil((n_past + n_tokens) / splits).
   int64_t splits = 1;
   float scale = 1.0f;
-  // When set, n_past is read here (a staged value: graph replays of decoding steps).
+  // When set, sequence b's n_past is device_n_past[b] (staged values: graph replays of
+  // decoding steps, and sequences at different points).
   const int64_t* device_n_past = nullptr;
 };
 // Largest head dimension the attention kernel takes (a multiple of 4: rows move as float4).

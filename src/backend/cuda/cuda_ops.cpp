@@ -120,28 +120,38 @@ void CudaBackend::rope(Tensor& x, int64_t head_dim, std::span<const int32_t> pos
       values, rows, heads, head_dim, staged_positions, staged_frequencies);
 }
 
+const int64_t* CudaBackend::staged_past(int64_t batch, int64_t n_past,
+                                        std::span<const int64_t> past) {
+  check(past.empty() || static_cast<int64_t>(past.size()) == batch,
+        "{} past lengths for {} sequences", past.size(), batch);
+  if (!past.empty()) return context_->stage(past);
+  if (!context_->in_step()) return nullptr;
+  const std::vector<int64_t> uniform(static_cast<size_t>(batch), n_past);
+  return context_->stage(std::span<const int64_t>(uniform));
+}
+
 void CudaBackend::kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens,
-                           int64_t n_past) {
+                           int64_t n_past, std::span<const int64_t> past) {
   const int64_t width = x.cols();
   check(cache.cols() == width && x.rows() == batch * n_tokens && cache.rows() % batch == 0,
         "kv_write: {} into cache {} for batch {}", shape_string(x.shape()),
         shape_string(cache.shape()), batch);
   const int64_t capacity = cache.rows() / batch;
-  check(n_past + n_tokens <= capacity, "kv_write: {} tokens exceed the cache capacity {}",
-        n_past + n_tokens, capacity);
+  int64_t longest = n_past;
+  if (!past.empty()) longest = *std::max_element(past.begin(), past.end());
+  check(longest + n_tokens <= capacity, "kv_write: {} tokens exceed the cache capacity {}",
+        longest + n_tokens, capacity);
   if (batch * n_tokens * width == 0) return;
   check_cache(cache, "kv_write");
   void* rows = cache.data();
   const bool bf16 = cache.dtype() == DType::BF16;
   const float* source = x.data_as<float>();
-  // In a step the cache length is staged, so that the next step's graph is the same.
-  const int64_t* staged_past =
-      context_->in_step() ? context_->stage(std::span<const int64_t>(&n_past, 1)) : nullptr;
-  const int64_t past = staged_past ? 0 : n_past;
-  if (!staged_past && !bf16) {
+  const int64_t* staged = staged_past(batch, n_past, past);
+  const int64_t offset = staged ? 0 : n_past;
+  if (!staged && !bf16) {
     // Float32 rows at a known offset: one strided copy at the copy engine's full rate.
     const size_t row_bytes = static_cast<size_t>(width) * sizeof(float);
-    float* target = static_cast<float*>(rows) + past * width;
+    float* target = static_cast<float*>(rows) + offset * width;
     context_->submit(
         "kv_write copy",
         [=](cudaStream_t stream) {
@@ -158,10 +168,10 @@ void CudaBackend::kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_
   context_->submit(
       "kv_write",
       [=](cudaStream_t stream) {
-        cuda::kv_write(rows, bf16, source, batch, n_tokens, width, capacity, past, staged_past,
+        cuda::kv_write(rows, bf16, source, batch, n_tokens, width, capacity, offset, staged,
                        stream);
       },
-      rows, bf16, source, batch, n_tokens, width, capacity, past, staged_past);
+      rows, bf16, source, batch, n_tokens, width, capacity, offset, staged);
 }
 
 void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
@@ -180,7 +190,9 @@ void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
         "attention: the CUDA kernel takes head dimensions of 4n up to {}, not {}",
         cuda::kAttentionMaxHeadDim, head_dim);
   const int64_t capacity = k_cache.rows() / shape.batch;
-  const int64_t total = shape.n_past + shape.n_tokens;
+  check(shape.past.empty() || static_cast<int64_t>(shape.past.size()) == shape.batch,
+        "attention: {} past lengths for {} sequences", shape.past.size(), shape.batch);
+  const int64_t total = longest_past(shape) + shape.n_tokens;
   check(total <= capacity, "attention: {} tokens exceed capacity {}", total, capacity);
 
   cuda::AttentionParams params;
@@ -203,10 +215,8 @@ void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
   params.scale = shape.scale;
   if (tensor_core_attention_ && shape.n_tokens >= kTensorCoreAttentionMinTokens &&
       cuda::flash_attention_supported(head_dim)) {
-    if (context_->in_step()) {
-      params.device_n_past = context_->stage(std::span<const int64_t>(&shape.n_past, 1));
-      params.n_past = 0;
-    }
+    params.device_n_past = staged_past(shape.batch, shape.n_past, shape.past);
+    if (params.device_n_past) params.n_past = 0;
     context_->submit(
         "flash_attention", [=](cudaStream_t stream) { cuda::flash_attention(params, stream); },
         params.q, params.k, params.v, params.bf16_cache, params.out, params.batch, params.n_tokens,
@@ -223,13 +233,13 @@ void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
   const bool step = context_->in_step();
   const int64_t keys = step ? capacity : total;
   params.splits = std::clamp<int64_t>(std::min(wanted, keys / 64), 1, 64);
-  if (step) params.device_n_past = context_->stage(std::span<const int64_t>(&shape.n_past, 1));
+  params.device_n_past = staged_past(shape.batch, shape.n_past, shape.past);
   if (params.splits > 1) {
     const int64_t pairs = shape.batch * shape.n_tokens * shape.n_heads;
     params.partial = static_cast<float*>(context_->scratch(
         2, static_cast<size_t>(params.splits * pairs * (head_dim + 2)) * sizeof(float)));
   }
-  if (step) params.n_past = 0;  // read from device_n_past
+  if (params.device_n_past) params.n_past = 0;  // read per sequence from device_n_past
   context_->submit(
       "attention", [=](cudaStream_t stream) { cuda::attention(params, stream); }, params.q,
       params.k, params.v, params.bf16_cache, params.out, params.partial, params.batch,
