@@ -3,6 +3,7 @@
 // backends from the registry, and errors for bad flags and models.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
