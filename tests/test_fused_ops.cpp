@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <random>
 
 #include "backend_list.h"
 #include "flow2/backend.h"
+#include "flow2/dtype.h"
 
 namespace flow2 {
 namespace {
@@ -84,6 +87,41 @@ TEST_P(FusedOps, RopeAndCacheEqualsRopeThenKvWrite) {
     auto kept = backend_->to_host(fvc);
     EXPECT_EQ(kept[0], cache[0]);
     EXPECT_EQ(kept.back(), cache.back());
+  }
+}
+
+// A weight as a checkpoint holds it: float32 or bf16 bytes.
+HostTensor host_weight(const std::vector<float>& values, Shape shape, DType dtype) {
+  auto bytes = std::make_shared<std::vector<std::byte>>(dtype_bytes(dtype, values.size()));
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (dtype == DType::BF16) {
+      const uint16_t bits = f32_to_bf16(values[i]);
+      std::memcpy(bytes->data() + 2 * i, &bits, 2);
+    } else {
+      std::memcpy(bytes->data() + 4 * i, &values[i], 4);
+    }
+  }
+  return HostTensor{"w", dtype, std::move(shape), *bytes, bytes};
+}
+
+TEST_P(FusedOps, GatedMatmulEqualsTwoMatmulsThenGatedActivation) {
+  const int64_t n = 300, k = 1024;  // k >= 1024: the GEMV may split rows over warps
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    Tensor gate = backend_->upload_weight(host_weight(random_values(n * k, 8), {n, k}, dtype));
+    Tensor up = backend_->upload_weight(host_weight(random_values(n * k, 9), {n, k}, dtype));
+    for (int64_t m : {1, 3, 7}) {  // 7 rows: a GEMM, through the composed ops
+      for (Activation activation : {Activation::Silu, Activation::GeluTanh}) {
+        Tensor x = upload(random_values(m * k, 10 + static_cast<uint32_t>(m)), {m, k});
+        Tensor fused = backend_->empty({m, n}), plain = backend_->empty({m, n});
+        Tensor plain_up = backend_->empty({m, n});
+        backend_->gated_matmul(fused, x, gate, up, activation);
+        backend_->matmul(plain, x, gate, nullptr);
+        backend_->matmul(plain_up, x, up, nullptr);
+        backend_->gated_activation(plain, plain, plain_up, activation);
+        EXPECT_EQ(backend_->to_host(fused), backend_->to_host(plain))
+            << dtype_name(dtype) << " m=" << m;
+      }
+    }
   }
 }
 

@@ -141,6 +141,15 @@ class Backend {
     add(x, x, delta);
     rms_norm(out, x, weight, eps);
   }
+  // out = act(x * gate^T) * (x * up^T): the gated feed-forward's two projections and its
+  // activation (gate and up [N, K] without bias).
+  virtual void gated_matmul(Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up,
+                            Activation activation) {
+    Tensor up_out = empty({x.rows(), up.rows()});
+    matmul(out, x, gate, nullptr);
+    matmul(up_out, x, up, nullptr);
+    gated_activation(out, out, up_out, activation);
+  }
   // rope(q) and rope(k) (skipped when inv_freq is empty), then kv_write of k and of v.
   virtual void rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache,
                               Tensor& v_cache, int64_t head_dim, std::span<const int32_t> positions,

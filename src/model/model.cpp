@@ -190,7 +190,12 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
     apply_linear(backend, projected, attended, layer.o);
     residual_norm(backend, x, projected, normed, layer.mlp_norm, eps);
 
-    if (layer.gate.weight.defined()) {
+    const bool plain_gate = layer.gate.weight.defined() && !layer.gate.bias.defined() &&
+                            !layer.up.bias.defined() && !layer.gate.lora_a.defined() &&
+                            !layer.up.lora_a.defined();
+    if (plain_gate) {
+      backend.gated_matmul(inner, normed, layer.gate.weight, layer.up.weight, config.activation);
+    } else if (layer.gate.weight.defined()) {
       apply_linear(backend, inner, normed, layer.gate);
       apply_linear(backend, inner_up, normed, layer.up);
       backend.gated_activation(inner, inner, inner_up, config.activation);

@@ -54,6 +54,8 @@ class CudaBackend final : public Backend {
 
   void add_rms_norm(Tensor& x, const Tensor& delta, Tensor& out, const Tensor& weight,
                     float eps) override;
+  void gated_matmul(Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up,
+                    Activation activation) override;
   void rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache,
                       int64_t head_dim, std::span<const int32_t> positions,
                       std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
@@ -108,6 +110,8 @@ class CudaBackend final : public Backend {
   bool tensor_core_attention_ = false;
 };
 
+// The kernels' name for an activation.
+cuda::ActivationKind activation_kind(Activation activation);
 // The kernels' name for a tensor's dtype; an error for dtypes the kernels do not read.
 cuda::WeightFormat weight_format(DType dtype, const char* op);
 

@@ -122,22 +122,6 @@ __global__ void rope_kernel(float* x, int64_t rows, int64_t heads, int64_t head_
   values[i + half] = __fadd_rn(__fmul_rn(second, c), __fmul_rn(first, s));
 }
 
-__device__ inline float activate(float x, ActivationKind activation) {
-  switch (activation) {
-    case ActivationKind::Silu:
-      return x / (1.0f + expf(-x));
-    case ActivationKind::GeluTanh: {
-      constexpr float kSqrt2OverPi = 0.7978845608028654f;
-      return 0.5f * x * (1.0f + tanhf(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
-    }
-    case ActivationKind::GeluErf:
-      return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
-    case ActivationKind::Relu:
-      return x > 0.0f ? x : 0.0f;
-  }
-  return x;
-}
-
 __global__ void gated_kernel(float* out, const float* gate, const float* up, int64_t count,
                              ActivationKind activation) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;

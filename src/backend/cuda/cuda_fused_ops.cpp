@@ -81,4 +81,29 @@ void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& 
       p.q_heads, p.kv_heads, p.head_dim, p.capacity, p.n_past, p.device_n_past);
 }
 
+void CudaBackend::gated_matmul(Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up,
+                               Activation activation) {
+  const cuda::WeightFormat format = weight_format(gate.dtype(), "gated_matmul");
+  const int64_t m = x.rows(), n = gate.rows(), k = x.cols();
+  const bool fused = m <= cuda::kGemvMaxRows && up.dtype() == gate.dtype() &&
+                     cuda::gemv_gated_supported(format) && up.rows() == n && gate.cols() == k &&
+                     up.cols() == k && out.rows() == m && out.cols() == n &&
+                     x.dtype() == DType::F32 && out.dtype() == DType::F32;
+  if (!fused || m == 0 || n == 0 || k == 0) {
+    Backend::gated_matmul(out, x, gate, up, activation);  // the checked ops, one by one
+    return;
+  }
+  const void* gate_rows = gate.data();
+  const void* up_rows = up.data();
+  const float* in = x.data_as<float>();
+  float* result = out.data_as<float>();
+  const cuda::ActivationKind kind = activation_kind(activation);
+  context_->submit(
+      "gated_matmul",
+      [=](cudaStream_t stream) {
+        cuda::gemv_gated(format, gate_rows, up_rows, in, result, m, n, k, kind, stream);
+      },
+      format, gate_rows, up_rows, in, result, m, n, k, kind);
+}
+
 }  // namespace flow2

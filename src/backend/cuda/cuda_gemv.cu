@@ -76,60 +76,104 @@ __device__ inline void finish_row(float (&sum)[M], const float* bias, float* out
   }
 }
 
-// Dense rows (float, bf16, f16); the WPR warps of a row take every WPR-th 16-byte piece of 32
-// lanes. `vectorized`: rows and x are 16-byte aligned (k a multiple of 16 bytes' elements).
+// Adds row `row`'s products with the M rows of x to sum (dense rows: float, bf16, f16); the WPR
+// warps of a row take every WPR-th 16-byte piece of 32 lanes. `vectorized`: rows and x are
+// 16-byte aligned (k a multiple of 16 bytes' elements).
+template <typename W, int M, int WPR>
+__device__ inline void accumulate_row(const W* __restrict__ w, const float* __restrict__ x,
+                                      int64_t k, bool vectorized, float (&sum)[M]) {
+  const int lane = threadIdx.x & 31, part = (threadIdx.x / 32) % WPR;
+  if (vectorized) {
+    constexpr int kPer = 16 / sizeof(W);  // elements per 16-byte load
+    constexpr int kUnroll = 4;            // loads in flight per lane
+    const int64_t step = int64_t{WPR} * 32 * kPer;
+    auto accumulate = [&](const uint4& raw, int64_t base) {
+      float wv[kPer];
+      widen(raw, w, wv);
+#pragma unroll
+      for (int r = 0; r < M; ++r) {
+#pragma unroll
+        for (int j = 0; j < kPer; j += 4) {
+          float xv[4];
+          widen(__ldg(reinterpret_cast<const float4*>(x + r * k + base + j)), xv);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) sum[r] = fmaf(wv[j + e], xv[e], sum[r]);
+        }
+      }
+    };
+    int64_t base = (int64_t{part} * 32 + lane) * kPer;
+    for (; base + (kUnroll - 1) * step < k; base += kUnroll * step) {
+      uint4 raw[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        raw[u] = __ldg(reinterpret_cast<const uint4*>(w + base + u * step));
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) accumulate(raw[u], base + u * step);
+    }
+    for (; base < k; base += step) {
+      accumulate(__ldg(reinterpret_cast<const uint4*>(w + base)), base);
+    }
+  } else {
+    for (int64_t i = int64_t{part} * 32 + lane; i < k; i += int64_t{WPR} * 32) {
+      const float wi = to_float(w[i]);
+#pragma unroll
+      for (int r = 0; r < M; ++r) sum[r] = fmaf(wi, x[r * k + i], sum[r]);
+    }
+  }
+}
+
 template <typename W, int M, int WPR>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_dense(const W* __restrict__ weight, const float* __restrict__ x,
                const float* __restrict__ bias, float* __restrict__ out, int64_t n, int64_t k,
                bool vectorized) {
   constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32 / WPR;
+  float sum[M] = {};
+  if (row < n) accumulate_row<W, M, WPR>(weight + row * k, x, k, vectorized, sum);
+  finish_row<M, WPR>(sum, bias, out, row, n);
+}
+
+// out = act(x gate^T) * (x up^T) in one pass (SwiGLU / GeGLU feed-forward): a warp takes row
+// `row` of both matrices; the totals add up in the order finish_row uses, so the result equals
+// two GEMVs and gated_activation bit for bit.
+template <typename W, int M, int WPR>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    gemv_gated(const W* __restrict__ gate, const W* __restrict__ up, const float* __restrict__ x,
+               float* __restrict__ out, int64_t n, int64_t k, bool vectorized,
+               ActivationKind activation) {
+  constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
+  __shared__ float partial[kWarpsPerBlock][2][M];
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + warp / WPR;
-  const int part = warp % WPR;
-  float sum[M] = {};
+  float gate_sum[M] = {}, up_sum[M] = {};
   if (row < n) {
-    const W* w = weight + row * k;
-    if (vectorized) {
-      constexpr int kPer = 16 / sizeof(W);  // elements per 16-byte load
-      constexpr int kUnroll = 4;            // loads in flight per lane
-      const int64_t step = int64_t{WPR} * 32 * kPer;
-      auto accumulate = [&](const uint4& raw, int64_t base) {
-        float wv[kPer];
-        widen(raw, w, wv);
+    accumulate_row<W, M, WPR>(gate + row * k, x, k, vectorized, gate_sum);
+    accumulate_row<W, M, WPR>(up + row * k, x, k, vectorized, up_sum);
+  }
 #pragma unroll
-        for (int r = 0; r < M; ++r) {
+  for (int r = 0; r < M; ++r) {
+    gate_sum[r] = warp_sum(gate_sum[r]);
+    up_sum[r] = warp_sum(up_sum[r]);
+  }
+  if (lane == 0) {
 #pragma unroll
-          for (int j = 0; j < kPer; j += 4) {
-            float xv[4];
-            widen(__ldg(reinterpret_cast<const float4*>(x + r * k + base + j)), xv);
-#pragma unroll
-            for (int e = 0; e < 4; ++e) sum[r] = fmaf(wv[j + e], xv[e], sum[r]);
-          }
-        }
-      };
-      int64_t base = (int64_t{part} * 32 + lane) * kPer;
-      for (; base + (kUnroll - 1) * step < k; base += kUnroll * step) {
-        uint4 raw[kUnroll];
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          raw[u] = __ldg(reinterpret_cast<const uint4*>(w + base + u * step));
-        }
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) accumulate(raw[u], base + u * step);
-      }
-      for (; base < k; base += step) {
-        accumulate(__ldg(reinterpret_cast<const uint4*>(w + base)), base);
-      }
-    } else {
-      for (int64_t i = int64_t{part} * 32 + lane; i < k; i += int64_t{WPR} * 32) {
-        const float wi = to_float(w[i]);
-#pragma unroll
-        for (int r = 0; r < M; ++r) sum[r] = fmaf(wi, x[r * k + i], sum[r]);
-      }
+    for (int r = 0; r < M; ++r) {
+      partial[warp][0][r] = gate_sum[r];
+      partial[warp][1][r] = up_sum[r];
     }
   }
-  finish_row<M, WPR>(sum, bias, out, row, n);
+  __syncthreads();
+  if (warp % WPR == 0 && lane < M && row < n) {
+    float g = 0.0f, u = 0.0f;
+#pragma unroll
+    for (int p = 0; p < WPR; ++p) {
+      g += partial[warp + p][0][lane];
+      u += partial[warp + p][1][lane];
+    }
+    out[lane * n + row] = activate(g, activation) * u;
+  }
 }
 
 template <int M, int WPR>
@@ -160,21 +204,85 @@ void launch(WeightFormat format, const void* weight, const float* x, const float
 
 // Warps per row: enough warps that each multiprocessor holds about 48 (their loads in flight
 // hide memory latency), without splitting rows that are already many.
-template <int M>
-void launch_split(WeightFormat format, const void* weight, const float* x, const float* bias,
-                  float* out, int64_t n, int64_t k, cudaStream_t stream) {
+int warps_per_row(int64_t n, int64_t k) {
   int device = 0, multiprocessors = 132;
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
   const int64_t wanted = int64_t{48} * multiprocessors;
-  if (n >= wanted || k < 1024) {
-    launch<M, 1>(format, weight, x, bias, out, n, k, stream);
-  } else if (2 * n >= wanted) {
-    launch<M, 2>(format, weight, x, bias, out, n, k, stream);
-  } else if (4 * n >= wanted) {
-    launch<M, 4>(format, weight, x, bias, out, n, k, stream);
-  } else {
-    launch<M, 8>(format, weight, x, bias, out, n, k, stream);
+  if (n >= wanted || k < 1024) return 1;
+  if (2 * n >= wanted) return 2;
+  if (4 * n >= wanted) return 4;
+  return 8;
+}
+
+template <int M>
+void launch_split(WeightFormat format, const void* weight, const float* x, const float* bias,
+                  float* out, int64_t n, int64_t k, cudaStream_t stream) {
+  switch (warps_per_row(n, k)) {
+    case 1:
+      launch<M, 1>(format, weight, x, bias, out, n, k, stream);
+      break;
+    case 2:
+      launch<M, 2>(format, weight, x, bias, out, n, k, stream);
+      break;
+    case 4:
+      launch<M, 4>(format, weight, x, bias, out, n, k, stream);
+      break;
+    default:
+      launch<M, 8>(format, weight, x, bias, out, n, k, stream);
+      break;
+  }
+}
+
+template <typename W, int M, int WPR>
+void launch_gated(const void* gate, const void* up, const float* x, float* out, int64_t n,
+                  int64_t k, ActivationKind activation, cudaStream_t stream) {
+  constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
+  const dim3 grid(static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock));
+  const bool vectorized = (reinterpret_cast<uintptr_t>(gate) | reinterpret_cast<uintptr_t>(up) |
+                           reinterpret_cast<uintptr_t>(x)) %
+                                  16 ==
+                              0 &&
+                          k % (16 / sizeof(W)) == 0;
+  gemv_gated<W, M, WPR><<<grid, kWarpsPerBlock * 32, 0, stream>>>(
+      static_cast<const W*>(gate), static_cast<const W*>(up), x, out, n, k, vectorized, activation);
+}
+
+template <typename W, int M>
+void launch_gated_split(const void* gate, const void* up, const float* x, float* out, int64_t n,
+                        int64_t k, ActivationKind activation, cudaStream_t stream) {
+  switch (warps_per_row(n, k)) {
+    case 1:
+      launch_gated<W, M, 1>(gate, up, x, out, n, k, activation, stream);
+      break;
+    case 2:
+      launch_gated<W, M, 2>(gate, up, x, out, n, k, activation, stream);
+      break;
+    case 4:
+      launch_gated<W, M, 4>(gate, up, x, out, n, k, activation, stream);
+      break;
+    default:
+      launch_gated<W, M, 8>(gate, up, x, out, n, k, activation, stream);
+      break;
+  }
+}
+
+template <typename W>
+void launch_gated_rows(const void* gate, const void* up, const float* x, float* out, int64_t m,
+                       int64_t n, int64_t k, ActivationKind activation, cudaStream_t stream) {
+  switch (m) {
+    case 1:
+      launch_gated_split<W, 1>(gate, up, x, out, n, k, activation, stream);
+      break;
+    case 2:
+      launch_gated_split<W, 2>(gate, up, x, out, n, k, activation, stream);
+      break;
+    case 3:
+      launch_gated_split<W, 3>(gate, up, x, out, n, k, activation, stream);
+      break;
+    default:
+      launch_gated_split<W, 4>(gate, up, x, out, n, k, activation, stream);
+      break;
   }
 }
 
@@ -201,6 +309,28 @@ void gemv(WeightFormat format, const void* weight, const float* x, const float* 
       break;
   }
   check_launch("gemv");
+}
+
+bool gemv_gated_supported(WeightFormat format) {
+  return format == WeightFormat::F32 || format == WeightFormat::BF16 || format == WeightFormat::F16;
+}
+
+void gemv_gated(WeightFormat format, const void* gate, const void* up, const float* x, float* out,
+                int64_t m, int64_t n, int64_t k, ActivationKind activation, cudaStream_t stream) {
+  switch (format) {
+    case WeightFormat::F32:
+      launch_gated_rows<float>(gate, up, x, out, m, n, k, activation, stream);
+      break;
+    case WeightFormat::BF16:
+      launch_gated_rows<__nv_bfloat16>(gate, up, x, out, m, n, k, activation, stream);
+      break;
+    case WeightFormat::F16:
+      launch_gated_rows<__half>(gate, up, x, out, m, n, k, activation, stream);
+      break;
+    default:
+      return;  // gemv_gated_supported said no
+  }
+  check_launch("gemv_gated");
 }
 
 }  // namespace flow2::cuda

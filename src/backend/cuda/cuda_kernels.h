@@ -24,6 +24,12 @@ constexpr int64_t kGemvMaxRows = 4;
 void gemv(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
           int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 
+// out[m, n] = act(x gate^T) * (x up^T) for dense gate and up weights [n, k], m <= kGemvMaxRows,
+// in one pass; equal to two gemv calls and gated_activation.
+bool gemv_gated_supported(WeightFormat format);
+void gemv_gated(WeightFormat format, const void* gate, const void* up, const float* x, float* out,
+                int64_t m, int64_t n, int64_t k, ActivationKind activation, cudaStream_t stream);
+
 // Rows [first, first + count) of a weight decoded to bf16 (prefill GEMMs of quantized weights).
 void dequantize_rows_bf16(WeightFormat format, const void* weight, int64_t first, int64_t count,
                           int64_t k, void* out, cudaStream_t stream);

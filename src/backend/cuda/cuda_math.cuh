@@ -57,4 +57,21 @@ __device__ inline float block_sum(float value) {
   return total;
 }
 
+// The activations of gated and plain feed-forward layers, as the CPU computes them.
+__device__ inline float activate(float x, ActivationKind activation) {
+  switch (activation) {
+    case ActivationKind::Silu:
+      return x / (1.0f + expf(-x));
+    case ActivationKind::GeluTanh: {
+      constexpr float kSqrt2OverPi = 0.7978845608028654f;
+      return 0.5f * x * (1.0f + tanhf(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+    }
+    case ActivationKind::GeluErf:
+      return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+    case ActivationKind::Relu:
+      return x > 0.0f ? x : 0.0f;
+  }
+  return x;
+}
+
 }  // namespace flow2::cuda

@@ -25,7 +25,9 @@ void check_f32(const Tensor& tensor, const char* op) {
         dtype_name(tensor.dtype()));
 }
 
-cuda::ActivationKind kind_of(Activation activation) {
+}  // namespace
+
+cuda::ActivationKind activation_kind(Activation activation) {
   switch (activation) {
     case Activation::Silu:
       return cuda::ActivationKind::Silu;
@@ -38,8 +40,6 @@ cuda::ActivationKind kind_of(Activation activation) {
   }
   fail("unknown activation");
 }
-
-}  // namespace
 
 void CudaBackend::embedding(Tensor& out, const Tensor& table, std::span<const int32_t> ids,
                             bool accumulate) {
@@ -255,7 +255,7 @@ void CudaBackend::gated_activation(Tensor& out, const Tensor& gate, const Tensor
   const float* gates = gate.data_as<float>();
   const float* ups = up.data_as<float>();
   const int64_t count = out.numel();
-  const cuda::ActivationKind kind = kind_of(activation);
+  const cuda::ActivationKind kind = activation_kind(activation);
   context_->submit(
       "gated_activation",
       [=](cudaStream_t stream) { cuda::gated_activation(result, gates, ups, count, kind, stream); },
@@ -265,7 +265,7 @@ void CudaBackend::gated_activation(Tensor& out, const Tensor& gate, const Tensor
 void CudaBackend::activation(Tensor& x, Activation activation) {
   float* values = x.data_as<float>();
   const int64_t count = x.numel();
-  const cuda::ActivationKind kind = kind_of(activation);
+  const cuda::ActivationKind kind = activation_kind(activation);
   context_->submit(
       "activation", [=](cudaStream_t stream) { cuda::activation(values, count, kind, stream); },
       values, count, kind);
