@@ -5,81 +5,30 @@
 // sizes; a peer that is not installed is "not measured" without failing the report; a peer
 // that prints something else fails its stage with an error naming the key.
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <regex>
 
 #include "cli_runner.h"
-#include "flow2/gguf_export.h"
+#include "fake_peers.h"
 #include "test_support.h"
 
 namespace flow2 {
 namespace {
 
 using nlohmann::json;
+using testing::argument;
 using testing::data_path;
+using testing::Environment;
+using testing::lines_of;
+using testing::llama_test;
+using testing::mean_sd;
 using testing::read_file;
 using testing::run_cli;
 using testing::TempDir;
+using testing::write_fake_program;
 using testing::write_file;
-
-// Sets environment variables for the commands a test runs, and restores them afterwards.
-class Environment {
- public:
-  void set(const std::string& name, const std::optional<std::string>& value) {
-    const char* old = std::getenv(name.c_str());
-    saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
-    if (value) {
-      ::setenv(name.c_str(), value->c_str(), 1);
-    } else {
-      ::unsetenv(name.c_str());
-    }
-  }
-  ~Environment() {
-    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
-      if (it->second) {
-        ::setenv(it->first.c_str(), it->second->c_str(), 1);
-      } else {
-        ::unsetenv(it->first.c_str());
-      }
-    }
-  }
-
- private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
-
-// An executable shell script that writes its arguments, one a line, to `args_file` and prints
-// `output_file`.
-void write_fake_program(const std::filesystem::path& path, const std::filesystem::path& args_file,
-                        const std::filesystem::path& output_file) {
-  write_file(path, "#!/bin/sh\nprintf '%s\\n' \"$@\" > '" + args_file.string() + "'\ncat '" +
-                       output_file.string() + "'\n");
-  ::chmod(path.c_str(), 0755);
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  size_t start = 0, end;
-  while ((end = text.find('\n', start)) != std::string::npos) {
-    lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  if (start < text.size()) lines.push_back(text.substr(start));
-  return lines;
-}
-
-// The value after `flag` in a list of arguments, or "" when the flag is not there.
-std::string argument(const std::vector<std::string>& args, const std::string& flag) {
-  for (size_t i = 0; i + 1 < args.size(); ++i) {
-    if (args[i] == flag) return args[i + 1];
-  }
-  return "";
-}
 
 // The cells of the Markdown table row that starts with `prefix` ("| a | b |" -> {"a", "b"}).
 std::vector<std::string> markdown_row(const std::string& markdown, const std::string& prefix) {
@@ -99,21 +48,6 @@ std::vector<std::string> markdown_row(const std::string& markdown, const std::st
   return {};
 }
 
-// "313.8 ± 5.3" for a mean and sd printed with one decimal.
-std::string mean_sd(double mean, double sd, int digits) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f ± %.*f", digits, mean, digits, sd);
-  return text;
-}
-
-// The llama-bench test of the captured output with n_prompt = pp and n_gen = tg.
-json llama_test(const json& tests, int pp, int tg) {
-  for (const auto& test : tests) {
-    if (test["n_prompt"] == pp && test["n_gen"] == tg) return test;
-  }
-  return json();
-}
-
 // The table's columns: model, source, backend, size, params, quantization, cold load, warm load,
 // peak RSS, TTFT, pp, tg.
 enum Column { kSource = 1, kBackend = 2, kColdLoad = 6, kWarmLoad, kPeakRss, kTtft, kPp, kTg };
@@ -122,12 +56,8 @@ class ReportPeers : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    export_gguf(open_checkpoint(testing::model_path("tiny-llama")), model(), {DType::F32});
-    std::filesystem::create_directories(*dir_ / "bin");
-    write_fake_program(*dir_ / "bin" / "llama-bench", *dir_ / "llama-bench.args",
-                       data_path("peers/llama_bench_smollm2_q4_1.json"));
-    write_fake_program(*dir_ / "bin" / "fake-python", *dir_ / "python.args",
-                       data_path("peers/peer_transformers_smollm2_q4_1.json"));
+    testing::tiny_gguf(*dir_);
+    testing::write_fake_peers(*dir_);
     Environment environment;
     environment.set("PATH", (*dir_ / "bin").string() + ":" + std::getenv("PATH"));
     environment.set("LLAMA_BENCH", std::nullopt);
@@ -274,20 +204,15 @@ TEST_F(ReportPeers, ProgressLinesAreParseableWithoutATerminal) {
 
 // A report with only a peer stage of interest: tiny sizes, the peer given by the environment.
 testing::CliResult report_with(const TempDir& dir, const std::string& peer_flags) {
-  const auto model = dir / "tiny.gguf";
-  if (!std::filesystem::exists(model)) {
-    export_gguf(open_checkpoint(testing::model_path("tiny-llama")), model, {DType::F32});
-  }
-  return run_cli("report --model " + model.string() + " --out " + (dir / "out").string() +
+  return run_cli("report --model " + testing::tiny_gguf(dir).string() + " --out " +
+                 (dir / "out").string() +
                  " --device cpu --prompt-tokens 8 --gen-tokens 4 --reps 1 " + peer_flags);
 }
 
 TEST(ReportPeerErrors, MissingLlamaBenchIsNotMeasuredAndTheReportSucceeds) {
   TempDir dir;
-  std::filesystem::create_directories(dir / "empty");
   Environment environment;
-  environment.set("PATH", (dir / "empty").string());
-  environment.set("LLAMA_BENCH", std::nullopt);
+  testing::hide_peers(environment, dir);
   auto result = report_with(dir, "--compare llama.cpp");
   ASSERT_EQ(result.status, 0) << result.output;
   json r = json::parse(read_file(dir / "out" / "results.json"));

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "flow2/peers.h"
 #include "flow2/progress.h"
 
 namespace flow2 {
@@ -38,13 +39,8 @@ struct ReportOptions {
   int64_t finetune_seq_len = 0;
   int64_t finetune_batch = 4;
   uint64_t seed = 0;
-  // bench/peer_transformers.py; empty: looked up beside the source tree this flow2 was built in.
-  std::filesystem::path peer_script;
-  // The programs the peers run. Empty: $FLOW2_PYTHON, else python3 on PATH; $LLAMA_BENCH, else
-  // llama-bench on PATH. A peer whose program is not found is "not measured"; a program given
-  // here or in the environment that is not executable fails its stage.
-  std::filesystem::path python;
-  std::filesystem::path llama_bench;
+  // The programs the peers run (flow2/peers.h); its sizes and seed are set from the report's.
+  PeerOptions peers;
   // Progress: "[2/5] benchmark" per stage (done = stages finished, total = stages), and inside a
   // stage its own steps ("[2/5] benchmark: model 1/1 a.gguf cpu: warm load 1/2", with the
   // benchmark's or the fine-tuning's counts); failures as events to keep.

@@ -11,6 +11,7 @@
 #include "flow2/benchmark.h"
 #include "flow2/build_info.h"
 #include "flow2/error.h"
+#include "flow2/peers.h"
 #include "report/sections.h"
 #include "report/stages.h"
 
@@ -35,6 +36,10 @@ ReportOptions with_defaults(ReportOptions o) {
   if (o.reps == 0) o.reps = o.quick ? 2 : 5;
   if (o.finetune_steps == 0) o.finetune_steps = o.quick ? 8 : 30;
   if (o.finetune_seq_len == 0) o.finetune_seq_len = o.quick ? 128 : 256;
+  o.peers.prompt_tokens = o.prompt_tokens;
+  o.peers.gen_tokens = o.gen_tokens;
+  o.peers.reps = o.reps;
+  o.peers.seed = o.seed;
   return o;
 }
 
@@ -80,10 +85,7 @@ void write_report_files(const Json& results, const std::filesystem::path& out) {
 ReportOutcome run_report(const ReportOptions& given) {
   ReportOptions options = with_defaults(given);  // .progress is set per stage below
   check(!options.models.empty(), "flow2 report needs at least one --model");
-  for (const auto& peer : options.compare) {
-    check(peer == "transformers" || peer == "llama.cpp",
-          "unknown --compare '{}' (transformers, llama.cpp)", peer);
-  }
+  for (const auto& peer : options.compare) check_peer_name(peer);
   ReportOutcome outcome;
   Json& results = outcome.results;
   std::vector<std::string> models;
@@ -129,10 +131,7 @@ ReportOutcome run_report(const ReportOptions& given) {
       stages.push_back({"peer " + peer + " " + model.filename().string(),
                         [&, peer, model] {
                           // A failed peer keeps its row (and error) in the tables too.
-                          Json result = report::guarded(
-                              [&] { return report::peer_stage(peer, model, options); });
-                          result["peer"] = peer;
-                          result["model"] = model.filename().string();
+                          Json result = measure_peer(peer, model, options.peers);
                           results["peers"].push_back(result);
                           Json status{{"status", result.value("status", "")}};
                           for (const char* key : {"reason", "error"}) {

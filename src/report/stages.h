@@ -16,12 +16,6 @@ using Json = nlohmann::ordered_json;
 // CPU, cores, memory, GPU/driver/CUDA (nvidia-smi when present), flow2 version and build.
 Json system_stage();
 
-// A peer framework on one model: "transformers" (bench/peer_transformers.py with the chosen
-// python) or "llama.cpp" (llama-bench, GGUF files only); "not measured" when its program is not
-// installed (see ReportOptions::python, llama_bench and report/peers.h).
-Json peer_stage(const std::string& peer, const std::filesystem::path& model,
-                const ReportOptions& options);
-
 // load_dataset with skip_invalid and the first model's tokenizer: statistics of the splits
 // training uses, of every other .jsonl file in the directory, and every invalid line.
 Json dataset_stage(const std::filesystem::path& model, const ReportOptions& options);

@@ -10,11 +10,15 @@
 
 #include "flow2/backend_registry.h"
 #include "flow2/build_info.h"
-#include "report/run_command.h"
+#include "measure/run_command.h"
 #include "report/stages.h"
 
 namespace flow2::report {
 namespace {
+
+using measure::CommandResult;
+using measure::find_on_path;
+using measure::run_command;
 
 std::string trim(const std::string& text) {
   const size_t begin = text.find_first_not_of(" \t\r\n");

@@ -12,6 +12,7 @@
 #include "flow2/error.h"
 #include "flow2/progress_bar.h"
 #include "flow2/report.h"
+#include "peer_options.h"
 
 namespace flow2::cli {
 namespace {
@@ -21,9 +22,6 @@ struct ReportArgs {
   std::string data;
   std::string out = "flow2-report";
   std::string device = "auto";
-  std::string peer_script;
-  std::string python;
-  std::string llama_bench;
   std::string progress = "auto";
   ReportOptions options;
 };
@@ -32,9 +30,6 @@ void run_report_command(ReportArgs args) {
   for (const auto& model : args.models) args.options.models.emplace_back(model);
   args.options.data = args.data;
   args.options.out = args.out;
-  args.options.peer_script = args.peer_script;
-  args.options.python = args.python;
-  args.options.llama_bench = args.llama_bench;
   if (args.device != "auto") args.options.backends = {args.device};
   ProgressBar bar(stderr, parse_progress_style(args.progress, isatty(STDERR_FILENO) != 0));
   args.options.progress = [&bar](const ProgressEvent& event) { bar.update(event, "report: "); };
@@ -60,9 +55,7 @@ void add_report_command(CLI::App& app) {
   command->add_option("--out", args->out, "Output directory")->capture_default_str();
   command->add_flag("--quick", args->options.quick,
                     "Fewer repetitions, shorter prompts and a shorter fine-tune");
-  command
-      ->add_option("--compare", args->options.compare, "Peer to measure: transformers, llama.cpp")
-      ->check(CLI::IsMember({"transformers", "llama.cpp"}));
+  add_peer_options(*command, args->options.compare, args->options.peers);
   command->add_option("--device", args->device, "cpu, cuda or auto (every backend)")
       ->capture_default_str();
   command->add_option("--prompt-tokens", args->options.prompt_tokens, "Prompt length (pp)")
@@ -79,11 +72,6 @@ void add_report_command(CLI::App& app) {
       ->add_option("--finetune-seq-len", args->options.finetune_seq_len, "Fine-tuning truncation")
       ->check(CLI::PositiveNumber);
   command->add_option("--seed", args->options.seed, "Seed of prompts, split and LoRA init");
-  command->add_option("--peer-script", args->peer_script, "bench/peer_transformers.py");
-  command->add_option("--python", args->python,
-                      "Python for --compare transformers (default $FLOW2_PYTHON, else python3)");
-  command->add_option("--llama-bench", args->llama_bench,
-                      "llama-bench for --compare llama.cpp (default $LLAMA_BENCH, else PATH)");
   command
       ->add_option("--progress", args->progress,
                    "auto (a bar on a terminal, lines otherwise), bar, lines or off")

@@ -3,7 +3,7 @@
 
 #include <string>
 
-namespace flow2::report {
+namespace flow2::measure {
 
 struct CommandResult {
   int status = -1;           // exit status; -1 when it could not run or was killed
@@ -22,4 +22,4 @@ std::string shell_quote(const std::string& text);
 // The last `count` bytes of `text` (all of it when shorter), for error messages.
 std::string tail(const std::string& text, size_t count = 2000);
 
-}  // namespace flow2::report
+}  // namespace flow2::measure

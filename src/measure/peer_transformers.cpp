@@ -4,13 +4,13 @@
 #include <omp.h>
 
 #include "flow2/error.h"
-#include "report/peers.h"
-#include "report/run_command.h"
+#include "measure/peers.h"
+#include "measure/run_command.h"
 
-namespace flow2::report {
+namespace flow2::measure {
 namespace {
 
-std::filesystem::path peer_script(const ReportOptions& options) {
+std::filesystem::path peer_script(const PeerOptions& options) {
   if (!options.peer_script.empty()) return options.peer_script;
   return std::filesystem::path(FLOW2_SOURCE_DIR) / "bench" / "peer_transformers.py";
 }
@@ -39,7 +39,7 @@ void check_size(const Json& out, const std::string& script, const char* key, int
 
 }  // namespace
 
-Json transformers_peer(const std::filesystem::path& model, const ReportOptions& options) {
+Json transformers_peer(const std::filesystem::path& model, const PeerOptions& options) {
   const auto python = find_peer_program(options.python, "--python", "FLOW2_PYTHON", "python3");
   if (!python) {
     return peer_not_measured(
@@ -77,4 +77,4 @@ Json transformers_peer(const std::filesystem::path& model, const ReportOptions& 
   return out;
 }
 
-}  // namespace flow2::report
+}  // namespace flow2::measure

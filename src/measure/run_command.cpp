@@ -1,4 +1,4 @@
-#include "report/run_command.h"
+#include "measure/run_command.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace flow2::report {
+namespace flow2::measure {
 
 CommandResult run_command(const std::string& command_line) {
   CommandResult result;
@@ -65,4 +65,4 @@ std::string tail(const std::string& text, size_t count) {
   return text.size() > count ? text.substr(text.size() - count) : text;
 }
 
-}  // namespace flow2::report
+}  // namespace flow2::measure

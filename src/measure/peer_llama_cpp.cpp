@@ -7,10 +7,10 @@
 #include <cctype>
 
 #include "flow2/error.h"
-#include "report/peers.h"
-#include "report/run_command.h"
+#include "measure/peers.h"
+#include "measure/run_command.h"
 
-namespace flow2::report {
+namespace flow2::measure {
 namespace {
 
 constexpr const char* kWhat = "llama-bench -o json output";
@@ -85,7 +85,7 @@ Json parse_llama_bench_output(const std::string& output, int64_t prompt_tokens,
   return out;
 }
 
-Json llama_cpp_peer(const std::filesystem::path& model, const ReportOptions& options) {
+Json llama_cpp_peer(const std::filesystem::path& model, const PeerOptions& options) {
   const auto bench =
       find_peer_program(options.llama_bench, "--llama-bench", "LLAMA_BENCH", "llama-bench");
   if (!bench) {
@@ -107,4 +107,4 @@ Json llama_cpp_peer(const std::filesystem::path& model, const ReportOptions& opt
   return out;
 }
 
-}  // namespace flow2::report
+}  // namespace flow2::measure

@@ -3,13 +3,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <exception>
 
 #include "flow2/error.h"
-#include "report/peers.h"
-#include "report/run_command.h"
-#include "report/stages.h"
+#include "measure/peers.h"
+#include "measure/run_command.h"
 
-namespace flow2::report {
+namespace flow2 {
+namespace measure {
 
 std::optional<std::string> find_peer_program(const std::filesystem::path& given, const char* option,
                                              const char* variable, const std::string& program) {
@@ -37,11 +38,25 @@ Json peer_not_measured(const std::string& reason) {
   return Json{{"status", "not measured"}, {"reason", reason}};
 }
 
-Json peer_stage(const std::string& peer, const std::filesystem::path& model,
-                const ReportOptions& options) {
-  if (peer == "transformers") return transformers_peer(model, options);
-  if (peer == "llama.cpp") return llama_cpp_peer(model, options);
-  fail("unknown peer '{}' (transformers, llama.cpp)", peer);
+}  // namespace measure
+
+void check_peer_name(const std::string& peer) {
+  check(peer == "transformers" || peer == "llama.cpp",
+        "unknown --compare '{}' (transformers, llama.cpp)", peer);
 }
 
-}  // namespace flow2::report
+nlohmann::ordered_json measure_peer(const std::string& peer, const std::filesystem::path& model,
+                                    const PeerOptions& options) {
+  measure::Json out{{"peer", peer}, {"model", model.filename().string()}};
+  try {
+    check_peer_name(peer);
+    out.update(peer == "transformers" ? measure::transformers_peer(model, options)
+                                      : measure::llama_cpp_peer(model, options));
+  } catch (const std::exception& error) {
+    out["status"] = "failed";
+    out["error"] = error.what();
+  }
+  return out;
+}
+
+}  // namespace flow2
