@@ -37,13 +37,16 @@ struct AttentionShape {
 inline int64_t past_length(const AttentionShape& shape, int64_t b) {
   return shape.past.empty() ? shape.n_past : shape.past[static_cast<size_t>(b)];
 }
-inline int64_t longest_past(const AttentionShape& shape) {
-  int64_t longest = shape.n_past;
-  if (!shape.past.empty()) {
+inline int64_t longest_past(int64_t n_past, std::span<const int64_t> past) {
+  int64_t longest = n_past;
+  if (!past.empty()) {
     longest = 0;
-    for (int64_t length : shape.past) longest = length > longest ? length : longest;
+    for (int64_t length : past) longest = length > longest ? length : longest;
   }
   return longest;
+}
+inline int64_t longest_past(const AttentionShape& shape) {
+  return longest_past(shape.n_past, shape.past);
 }
 
 // Geometry of causal attention over whole training rows (no cache): q [batch * n_tokens,

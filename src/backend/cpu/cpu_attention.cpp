@@ -4,28 +4,18 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/op_checks.h"
 #include "flow2/error.h"
 
 namespace flow2 {
 
 void CpuBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
                            const Tensor& v_cache, const AttentionShape& shape) {
+  const int64_t capacity = check_attention(out, q, k_cache, v_cache, shape);
   const int64_t head_dim = shape.head_dim;
   const int64_t q_width = shape.n_heads * head_dim;
   const int64_t kv_width = shape.n_kv_heads * head_dim;
-  check(shape.n_kv_heads > 0 && shape.n_heads % shape.n_kv_heads == 0,
-        "attention: {} heads over {} key/value heads", shape.n_heads, shape.n_kv_heads);
-  check(q.cols() == q_width && q.rows() == shape.batch * shape.n_tokens && out.numel() == q.numel(),
-        "attention: query {} does not match the shape", shape_string(q.shape()));
-  check(k_cache.cols() == kv_width && v_cache.cols() == kv_width &&
-            k_cache.rows() == v_cache.rows() && k_cache.rows() % shape.batch == 0,
-        "attention: cache {} does not match the shape", shape_string(k_cache.shape()));
-  const int64_t capacity = k_cache.rows() / shape.batch;
-  check(shape.past.empty() || static_cast<int64_t>(shape.past.size()) == shape.batch,
-        "attention: {} past lengths for {} sequences", shape.past.size(), shape.batch);
   const int64_t longest = longest_past(shape);
-  check(longest + shape.n_tokens <= capacity, "attention: {} tokens exceed capacity {}",
-        longest + shape.n_tokens, capacity);
   const int64_t group = shape.n_heads / shape.n_kv_heads;
   const int64_t tasks = shape.batch * shape.n_tokens * shape.n_heads;
 

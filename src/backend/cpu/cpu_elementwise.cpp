@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/op_checks.h"
 #include "flow2/error.h"
 
 namespace flow2 {
@@ -120,11 +121,8 @@ void CpuBackend::layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, 
 
 void CpuBackend::rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
                       std::span<const float> inv_freq) {
+  check_rope(x, head_dim, positions, inv_freq);
   const int64_t half = head_dim / 2;
-  check(head_dim % 2 == 0 && static_cast<int64_t>(inv_freq.size()) == half,
-        "rope: {} frequencies for head dimension {}", inv_freq.size(), head_dim);
-  check(x.rows() == static_cast<int64_t>(positions.size()) && x.cols() % head_dim == 0,
-        "rope: {} positions for tensor {}", positions.size(), shape_string(x.shape()));
   const int64_t heads = x.cols() / head_dim;
 #pragma omp parallel for schedule(static) if (x.numel() >= kMinParallelElements)
   for (int64_t r = 0; r < x.rows(); ++r) {
@@ -149,17 +147,10 @@ void CpuBackend::rope(Tensor& x, int64_t head_dim, std::span<const int32_t> posi
 
 void CpuBackend::kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens,
                           int64_t n_past, std::span<const int64_t> past) {
+  const int64_t capacity = check_kv_write(cache, x, batch, n_tokens, n_past, past);
   const int64_t width = x.cols();
-  check(cache.cols() == width && x.rows() == batch * n_tokens && cache.rows() % batch == 0,
-        "kv_write: {} into cache {} for batch {}", shape_string(x.shape()),
-        shape_string(cache.shape()), batch);
-  const int64_t capacity = cache.rows() / batch;
-  check(past.empty() || static_cast<int64_t>(past.size()) == batch,
-        "kv_write: {} past lengths for {} sequences", past.size(), batch);
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t offset = past.empty() ? n_past : past[static_cast<size_t>(b)];
-    check(offset + n_tokens <= capacity, "kv_write: {} tokens exceed the cache capacity {}",
-          offset + n_tokens, capacity);
     std::memcpy(cache.data_as<float>() + (b * capacity + offset) * width,
                 x.data_as<float>() + b * n_tokens * width,
                 static_cast<size_t>(n_tokens * width) * sizeof(float));

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/op_checks.h"
 #include "flow2/error.h"
 #include "quant/int16_activations.h"
 #include "quant/integer_dot.h"
@@ -99,11 +100,7 @@ void CpuBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, cons
   const int64_t m = x.rows();
   const int64_t k = x.cols();
   const int64_t n = weight.rows();
-  check(weight.cols() == k && out.rows() == m && out.cols() == n,
-        "matmul: shapes {} x {}^T -> {} do not agree", shape_string(x.shape()),
-        shape_string(weight.shape()), shape_string(out.shape()));
-  check(!bias || bias->numel() == n, "matmul: bias has {} elements, expected {}",
-        bias ? bias->numel() : 0, n);
+  check_matmul(out, x, weight, bias);
   if (m == 0 || n == 0) return;
   use_single_threaded_blas();
   float* result = out.data_as<float>();

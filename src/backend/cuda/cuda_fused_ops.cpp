@@ -49,8 +49,7 @@ void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& 
         "rope_and_cache: caches {} do not fit rows of {} for batch {}",
         shape_string(k_cache.shape()), kv_width, batch);
   const int64_t capacity = k_cache.rows() / batch;
-  int64_t longest = n_past;
-  if (!past.empty()) longest = *std::max_element(past.begin(), past.end());
+  const int64_t longest = longest_past(n_past, past);
   check(longest + n_tokens <= capacity, "rope_and_cache: {} tokens exceed the cache capacity {}",
         longest + n_tokens, capacity);
   if (rows == 0) return;

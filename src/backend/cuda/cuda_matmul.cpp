@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/op_checks.h"
 #include "flow2/error.h"
 
 namespace flow2 {
@@ -34,11 +35,7 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, con
   const int64_t m = x.rows();
   const int64_t k = x.cols();
   const int64_t n = weight.rows();
-  check(weight.cols() == k && out.rows() == m && out.cols() == n,
-        "matmul: shapes {} x {}^T -> {} do not agree", shape_string(x.shape()),
-        shape_string(weight.shape()), shape_string(out.shape()));
-  check(!bias || bias->numel() == n, "matmul: bias has {} elements, expected {}",
-        bias ? bias->numel() : 0, n);
+  check_matmul(out, x, weight, bias);
   check(x.dtype() == DType::F32 && out.dtype() == DType::F32 &&
             (!bias || bias->dtype() == DType::F32),
         "matmul: activations must be float32");

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/op_checks.h"
 #include "flow2/error.h"
 
 namespace flow2 {
@@ -102,11 +103,7 @@ void CudaBackend::layer_norm(Tensor& out, const Tensor& x, const Tensor& weight,
 
 void CudaBackend::rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
                        std::span<const float> inv_freq) {
-  const int64_t half = head_dim / 2;
-  check(head_dim % 2 == 0 && static_cast<int64_t>(inv_freq.size()) == half,
-        "rope: {} frequencies for head dimension {}", inv_freq.size(), head_dim);
-  check(x.rows() == static_cast<int64_t>(positions.size()) && x.cols() % head_dim == 0,
-        "rope: {} positions for tensor {}", positions.size(), shape_string(x.shape()));
+  check_rope(x, head_dim, positions, inv_freq);
   if (x.numel() == 0) return;
   float* values = x.data_as<float>();
   const int64_t rows = x.rows(), heads = x.cols() / head_dim;
@@ -132,15 +129,8 @@ const int64_t* CudaBackend::staged_past(int64_t batch, int64_t n_past,
 
 void CudaBackend::kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_t n_tokens,
                            int64_t n_past, std::span<const int64_t> past) {
+  const int64_t capacity = check_kv_write(cache, x, batch, n_tokens, n_past, past);
   const int64_t width = x.cols();
-  check(cache.cols() == width && x.rows() == batch * n_tokens && cache.rows() % batch == 0,
-        "kv_write: {} into cache {} for batch {}", shape_string(x.shape()),
-        shape_string(cache.shape()), batch);
-  const int64_t capacity = cache.rows() / batch;
-  int64_t longest = n_past;
-  if (!past.empty()) longest = *std::max_element(past.begin(), past.end());
-  check(longest + n_tokens <= capacity, "kv_write: {} tokens exceed the cache capacity {}",
-        longest + n_tokens, capacity);
   if (batch * n_tokens * width == 0) return;
   check_cache(cache, "kv_write");
   void* rows = cache.data();
@@ -176,24 +166,12 @@ void CudaBackend::kv_write(Tensor& cache, const Tensor& x, int64_t batch, int64_
 
 void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
                             const Tensor& v_cache, const AttentionShape& shape) {
+  const int64_t capacity = check_attention(out, q, k_cache, v_cache, shape);
   const int64_t head_dim = shape.head_dim;
-  const int64_t q_width = shape.n_heads * head_dim;
-  const int64_t kv_width = shape.n_kv_heads * head_dim;
-  check(shape.n_kv_heads > 0 && shape.n_heads % shape.n_kv_heads == 0,
-        "attention: {} heads over {} key/value heads", shape.n_heads, shape.n_kv_heads);
-  check(q.cols() == q_width && q.rows() == shape.batch * shape.n_tokens && out.numel() == q.numel(),
-        "attention: query {} does not match the shape", shape_string(q.shape()));
-  check(k_cache.cols() == kv_width && v_cache.cols() == kv_width &&
-            k_cache.rows() == v_cache.rows() && k_cache.rows() % shape.batch == 0,
-        "attention: cache {} does not match the shape", shape_string(k_cache.shape()));
   check(head_dim <= cuda::kAttentionMaxHeadDim && head_dim % 4 == 0,
         "attention: the CUDA kernel takes head dimensions of 4n up to {}, not {}",
         cuda::kAttentionMaxHeadDim, head_dim);
-  const int64_t capacity = k_cache.rows() / shape.batch;
-  check(shape.past.empty() || static_cast<int64_t>(shape.past.size()) == shape.batch,
-        "attention: {} past lengths for {} sequences", shape.past.size(), shape.batch);
   const int64_t total = longest_past(shape) + shape.n_tokens;
-  check(total <= capacity, "attention: {} tokens exceed capacity {}", total, capacity);
 
   cuda::AttentionParams params;
   params.q = q.data_as<float>();
