@@ -6,6 +6,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <type_traits>
+
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_math.cuh"
 #include "backend/cuda/cuda_split_layout.h"
@@ -215,21 +217,40 @@ int warps_per_row(int64_t n, int64_t k) {
   return 8;
 }
 
-template <int M>
-void launch_split(WeightFormat format, const void* weight, const float* x, const float* bias,
-                  float* out, int64_t n, int64_t k, cudaStream_t stream) {
+// Calls f with std::integral_constant<int, W> for W, the warps per row that warps_per_row picks.
+template <typename F>
+void with_warps_per_row(int64_t n, int64_t k, F&& f) {
   switch (warps_per_row(n, k)) {
     case 1:
-      launch<M, 1>(format, weight, x, bias, out, n, k, stream);
+      f(std::integral_constant<int, 1>{});
       break;
     case 2:
-      launch<M, 2>(format, weight, x, bias, out, n, k, stream);
+      f(std::integral_constant<int, 2>{});
       break;
     case 4:
-      launch<M, 4>(format, weight, x, bias, out, n, k, stream);
+      f(std::integral_constant<int, 4>{});
       break;
     default:
-      launch<M, 8>(format, weight, x, bias, out, n, k, stream);
+      f(std::integral_constant<int, 8>{});
+      break;
+  }
+}
+
+// Calls f with std::integral_constant<int, M> for m (1 to kGemvMaxRows) rows of x.
+template <typename F>
+void with_rows(int64_t m, F&& f) {
+  switch (m) {
+    case 1:
+      f(std::integral_constant<int, 1>{});
+      break;
+    case 2:
+      f(std::integral_constant<int, 2>{});
+      break;
+    case 3:
+      f(std::integral_constant<int, 3>{});
+      break;
+    default:
+      f(std::integral_constant<int, 4>{});
       break;
   }
 }
@@ -239,51 +260,22 @@ void launch_gated(const void* gate, const void* up, const float* x, float* out, 
                   int64_t k, ActivationKind activation, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
   const dim3 grid(static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock));
-  const bool vectorized = (reinterpret_cast<uintptr_t>(gate) | reinterpret_cast<uintptr_t>(up) |
-                           reinterpret_cast<uintptr_t>(x)) %
-                                  16 ==
-                              0 &&
-                          k % (16 / sizeof(W)) == 0;
+  const uintptr_t addresses = reinterpret_cast<uintptr_t>(gate) | reinterpret_cast<uintptr_t>(up) |
+                              reinterpret_cast<uintptr_t>(x);
+  const bool vectorized = addresses % 16 == 0 && k % (16 / sizeof(W)) == 0;
   gemv_gated<W, M, WPR><<<grid, kWarpsPerBlock * 32, 0, stream>>>(
       static_cast<const W*>(gate), static_cast<const W*>(up), x, out, n, k, vectorized, activation);
-}
-
-template <typename W, int M>
-void launch_gated_split(const void* gate, const void* up, const float* x, float* out, int64_t n,
-                        int64_t k, ActivationKind activation, cudaStream_t stream) {
-  switch (warps_per_row(n, k)) {
-    case 1:
-      launch_gated<W, M, 1>(gate, up, x, out, n, k, activation, stream);
-      break;
-    case 2:
-      launch_gated<W, M, 2>(gate, up, x, out, n, k, activation, stream);
-      break;
-    case 4:
-      launch_gated<W, M, 4>(gate, up, x, out, n, k, activation, stream);
-      break;
-    default:
-      launch_gated<W, M, 8>(gate, up, x, out, n, k, activation, stream);
-      break;
-  }
 }
 
 template <typename W>
 void launch_gated_rows(const void* gate, const void* up, const float* x, float* out, int64_t m,
                        int64_t n, int64_t k, ActivationKind activation, cudaStream_t stream) {
-  switch (m) {
-    case 1:
-      launch_gated_split<W, 1>(gate, up, x, out, n, k, activation, stream);
-      break;
-    case 2:
-      launch_gated_split<W, 2>(gate, up, x, out, n, k, activation, stream);
-      break;
-    case 3:
-      launch_gated_split<W, 3>(gate, up, x, out, n, k, activation, stream);
-      break;
-    default:
-      launch_gated_split<W, 4>(gate, up, x, out, n, k, activation, stream);
-      break;
-  }
+  with_rows(m, [&](auto rows) {
+    with_warps_per_row(n, k, [&](auto warps) {
+      launch_gated<W, decltype(rows)::value, decltype(warps)::value>(gate, up, x, out, n, k,
+                                                                     activation, stream);
+    });
+  });
 }
 
 }  // namespace
@@ -294,20 +286,12 @@ void gemv(WeightFormat format, const void* weight, const float* x, const float* 
     gemv_split(format, weight, x, bias, out, m, n, k, stream);
     return;
   }
-  switch (m) {
-    case 1:
-      launch_split<1>(format, weight, x, bias, out, n, k, stream);
-      break;
-    case 2:
-      launch_split<2>(format, weight, x, bias, out, n, k, stream);
-      break;
-    case 3:
-      launch_split<3>(format, weight, x, bias, out, n, k, stream);
-      break;
-    default:
-      launch_split<4>(format, weight, x, bias, out, n, k, stream);
-      break;
-  }
+  with_rows(m, [&](auto rows) {
+    with_warps_per_row(n, k, [&](auto warps) {
+      launch<decltype(rows)::value, decltype(warps)::value>(format, weight, x, bias, out, n, k,
+                                                            stream);
+    });
+  });
   check_launch("gemv");
 }
 
