@@ -19,6 +19,7 @@
 
 #include "flow2/backend.h"
 #include "flow2/model.h"
+#include "measure/page_cache.h"
 
 namespace {
 
@@ -28,17 +29,9 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // Reads every file under `path` once, so that the loads find them in the page cache.
 uint64_t warm_page_cache(const std::filesystem::path& path) {
-  std::vector<std::filesystem::path> files;
-  if (std::filesystem::is_directory(path)) {
-    for (const auto& entry : std::filesystem::directory_iterator(path)) {
-      if (entry.is_regular_file()) files.push_back(entry.path());
-    }
-  } else {
-    files.push_back(path);
-  }
   uint64_t bytes = 0;
   std::vector<char> buffer(size_t{64} << 20);
-  for (const auto& file : files) {
+  for (const auto& file : flow2::measure::model_files(path)) {
     std::ifstream in(file, std::ios::binary);
     while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount()) {
       bytes += static_cast<uint64_t>(in.gcount());
