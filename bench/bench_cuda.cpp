@@ -270,14 +270,14 @@ void measure_kernels(Backend& backend) {
     for (const Shape& shape : shapes) {
       Tensor weight =
           backend.upload_weight(random_tensor("w", format, {shape.n, shape.k}, 0.03f, 7));
-      for (int64_t m : {int64_t{1}, int64_t{512}}) {
+      for (int64_t m : {1, 8, 32, 64, 512}) {
         Tensor x = backend.upload_weight(
             flow2::make_host_tensor("x", {m, shape.k}, std::vector<float>(m * shape.k, 0.5f)));
         Tensor out = backend.empty({m, shape.n});
         const double seconds =
             time_op(backend, out, 20, [&] { backend.matmul(out, x, weight, nullptr); });
         const std::string label = fmt::format("matmul {} {} m={}", format.name, shape.name, m);
-        if (m == 1) {
+        if (m <= 64) {  // bound by reading the weights
           fmt::print("{:<44} {:>10.1f} {:>9.0f} GB/s\n", label, seconds * 1e6,
                      weight_bytes(weight) / seconds / 1e9);
         } else {

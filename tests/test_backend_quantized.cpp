@@ -1,8 +1,9 @@
 // Block-quantized weights on every inference backend against the CPU backend, on random blocks:
-// matmul for 1-4 rows of x (CUDA's GEMV kernels) and 37 rows (decoded slices and a GEMM),
-// embeddings and the read-back of the weight, for Q8_0, Q4_0, Q4_1, Q4_K and MLX's 4-bit
-// group-64 weights (the loader's Q4_1 whose pairs of blocks share d and m; the CUDA backend
-// holds those as Q4_A64 without a 16-bit copy).
+// matmul for 1-4 rows of x (CUDA's GEMV kernels), 9 and 37 rows (4-bit weights on CUDA: decoded
+// in registers for tensor cores, one and several tiles of 8 rows) and 80 rows (decoded slices
+// and a GEMM), embeddings and the read-back of the weight, for Q8_0, Q4_0, Q4_1, Q4_K and MLX's
+// 4-bit group-64 weights (the loader's Q4_1 whose pairs of blocks share d and m; the CUDA
+// backend holds those as Q4_A64 without a 16-bit copy).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -111,7 +112,7 @@ void QuantizedBackendOps::check_against_cpu(const HostTensor& host, DType expect
 
   const Matrix bias = testing::random_values(static_cast<size_t>(n), 7);
   const Tensor b = backend_->from_host(bias, {n}), cpu_b = cpu_->from_host(bias, {n});
-  for (int64_t m : {1, 2, 3, 4, 37}) {
+  for (int64_t m : {1, 2, 3, 4, 9, 37, 80}) {
     const Matrix x = testing::random_values(static_cast<size_t>(m * k), 100 + m);
     Tensor out = backend_->empty({m, n}), cpu_out = cpu_->empty({m, n});
     backend_->matmul(out, backend_->from_host(x, {m, k}), weight, &b);

@@ -14,6 +14,7 @@
 
 #include "backend/cuda/cuda_cache_access.cuh"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_mma.cuh"
 
 namespace flow2::cuda {
 namespace {
@@ -22,20 +23,6 @@ constexpr int kWarps = 4;
 constexpr int kQueries = 16 * kWarps;  // per block
 constexpr int kKeys = 64;              // per tile
 constexpr int kPad = 8;
-
-__device__ inline void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Two floats as one register of bf16 pairs, the first in the low half.
-__device__ inline uint32_t pack_bf16(float low, float high) {
-  __nv_bfloat162 pair = __floats2bfloat162_rn(low, high);
-  return *reinterpret_cast<uint32_t*>(&pair);
-}
 
 __device__ inline uint32_t load_pair(const __nv_bfloat16* at) {
   return *reinterpret_cast<const uint32_t*>(at);

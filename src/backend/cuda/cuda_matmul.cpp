@@ -1,13 +1,17 @@
 // out = x * W^T (+ bias) on the GPU.
 //
 // Decoding (up to 4 rows of x) is bound by reading the weights once: custom GEMV kernels read
-// every weight form in place. Prompts are bound by arithmetic: cuBLAS runs bf16 (or f16) tensor
+// every weight form in place. 5-32 rows of x (batched decoding, short prompts) with 4-bit
+// weights run a kernel that decodes the codes in registers for bf16 tensor cores, reading the
+// weights once too. Longer prompts are bound by arithmetic: cuBLAS runs bf16 (or f16) tensor
 // cores with float32 accumulation on x rounded to the weight's 16-bit type; block-quantized
 // weights are decoded to bf16 a slice of rows at a time first; float32 weights use float32
 // sgemm (no TF32), so float32 checkpoints compute as on the CPU.
 #include <algorithm>
+#include <cstdlib>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_split_layout.h"
 #include "backend/op_checks.h"
 #include "flow2/error.h"
 
@@ -26,6 +30,16 @@ int64_t decode_slice_rows(int64_t n, int64_t k) {
       std::max<int64_t>(1, (n * k + kDecodeSliceElements - 1) / kDecodeSliceElements);
   const int64_t rows = ((n + slices - 1) / slices + 127) / 128 * 128;
   return std::clamp<int64_t>(rows, 1, n);
+}
+
+// Rows of x from which 4-bit weights take the tensor-core kernel rather than the GEMV
+// (FLOW2_CUDA_MMA_MIN_ROWS overrides, for measuring).
+int64_t mma_split_min_rows() {
+  static const int64_t rows = [] {
+    const char* value = std::getenv("FLOW2_CUDA_MMA_MIN_ROWS");
+    return value && *value ? std::max<int64_t>(1, std::atoll(value)) : cuda::kGemvMaxRows + 1;
+  }();
+  return rows;
 }
 
 }  // namespace
@@ -60,13 +74,24 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, con
   }
   const bool blocks = is_quantized(weight.dtype());
   const bool x_aligned = reinterpret_cast<uintptr_t>(x.data()) % 16 == 0;
-  if (m <= cuda::kGemvMaxRows && (!blocks || x_aligned)) {
+  const bool tensor_cores = m >= mma_split_min_rows() && cuda::mma_split_supported(format, m);
+  if (m <= cuda::kGemvMaxRows && (!blocks || x_aligned) && !tensor_cores) {
     context_->submit(
         "gemv",
         [=](cudaStream_t stream) {
           cuda::gemv(format, w, in, bias_values, result, m, n, k, stream);
         },
         format, w, in, bias_values, result, m, n, k);
+    return;
+  }
+  if (tensor_cores && x_aligned) {
+    void* scratch = context_->scratch(0, static_cast<size_t>(cuda::mma_split_scratch_bytes(m, k)));
+    context_->submit(
+        "mma split",
+        [=](cudaStream_t stream) {
+          cuda::mma_split(format, w, in, scratch, bias_values, result, m, n, k, stream);
+        },
+        format, w, in, scratch, bias_values, result, m, n, k);
     return;
   }
   gemm(out, x, weight, bias);

@@ -77,6 +77,17 @@ constexpr int split_piece_elements(WeightFormat format) {
 void gemv_split(WeightFormat format, const void* weight, const float* x, const float* bias,
                 float* out, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 
+// Rows of x up to which 4-bit split-layout weights multiply on tensor cores, decoding the codes
+// in registers (cuda_split_mma.cu), instead of being decoded to bf16 for cuBLAS.
+constexpr int64_t kMmaSplitMaxRows = 32;
+bool mma_split_supported(WeightFormat format, int64_t m);
+// Device bytes of the scratch mma_split needs for x (bf16, rows padded).
+int64_t mma_split_scratch_bytes(int64_t m, int64_t k);
+// out[m, n] = x[m, k] * W[n, k]^T (+ bias) for m <= kMmaSplitMaxRows; x 16-byte aligned; scratch
+// of mma_split_scratch_bytes, 16-byte aligned.
+void mma_split(WeightFormat format, const void* weight, const float* x, void* scratch,
+               const float* bias, float* out, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+
 // Rows of a split-layout W decoded (cuda_split_decode.cu): row `ids[i]`, or `first + i` when ids
 // is null, for i < count, into out[i, :] as float32 (accumulate: added to out) or bf16.
 void decode_split_rows_f32(WeightFormat format, const void* weight, int64_t k, const int32_t* ids,
