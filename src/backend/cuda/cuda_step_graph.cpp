@@ -32,6 +32,38 @@ void StepGraphs::clear() {
   entries_.clear();
 }
 
+namespace {
+
+// Edges of `graph` of type programmatic (a launch with programmatic stream serialization after a
+// kernel, as stream capture records it); 0 where the runtime cannot say.
+int64_t count_programmatic_edges(cudaGraph_t graph) {
+#if CUDART_VERSION >= 12030
+  size_t count = 0;
+  if (cudaGraphGetEdges(graph, nullptr, nullptr, nullptr, &count) == cudaSuccess) {
+    std::vector<cudaGraphNode_t> from(count), to(count);
+    std::vector<cudaGraphEdgeData> data(count);
+#if CUDART_VERSION >= 13000
+    const cudaError_t status =
+        cudaGraphGetEdges(graph, from.data(), to.data(), data.data(), &count);
+#else
+    const cudaError_t status =
+        cudaGraphGetEdges_v2(graph, from.data(), to.data(), data.data(), &count);
+#endif
+    if (status == cudaSuccess) {
+      return std::count_if(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(count),
+                           [](const cudaGraphEdgeData& edge) {
+                             return edge.type == cudaGraphDependencyTypeProgrammatic;
+                           });
+    }
+  }
+  cudaGetLastError();  // not an error of the next launch
+#endif
+  (void)graph;
+  return 0;
+}
+
+}  // namespace
+
 StepGraphs::Entry* StepGraphs::find() {
   for (Entry& entry : entries_) {
     if (entry.signature == signature_) return &entry;
@@ -64,6 +96,7 @@ StepGraphs::Entry& StepGraphs::capture(cudaStream_t stream) {
   }
   const cudaError_t ended = cudaStreamEndCapture(stream, &graph);
   if (captured && ended == cudaSuccess && graph) {
+    programmatic_edges_ = count_programmatic_edges(graph);
     captured = cudaGraphInstantiate(&entry.exec, graph, 0) == cudaSuccess;
   }
   if (graph) cudaGraphDestroy(graph);

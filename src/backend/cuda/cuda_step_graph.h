@@ -66,6 +66,9 @@ class StepGraphs {
   // Counters for tests and benchmarks.
   int64_t captures() const { return captures_; }
   int64_t replays() const { return replays_; }
+  // Kernel-to-kernel edges of the last captured graph that programmatic dependent launch relaxes
+  // (cuda_launch.cuh): 0 with PDL off, or if capture dropped the launch attribute.
+  int64_t programmatic_edges() const { return programmatic_edges_; }
 
  private:
   struct Entry {
@@ -82,7 +85,7 @@ class StepGraphs {
   std::vector<Launch> launches_;
   std::vector<Entry> entries_;
   uint64_t clock_ = 0;
-  int64_t captures_ = 0, replays_ = 0;
+  int64_t captures_ = 0, replays_ = 0, programmatic_edges_ = 0;
   static constexpr size_t kMaxGraphs = 8;
 };
 
