@@ -9,6 +9,7 @@
 
 #include "backend/cuda/cuda_cache_access.cuh"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_math.cuh"
 
 namespace flow2::cuda {
@@ -36,6 +37,7 @@ size_t shared_bytes(int64_t head_dim) {
 // head_dim is a multiple of 4; lane l owns output elements 128 c + 4 l .. + 3 for c < C.
 template <int C, typename Cache>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionParams p) {
+  begin_after_prior_kernels();
   extern __shared__ float shared[];
   const int64_t head_dim = p.head_dim;
   float* q_tile = shared;
@@ -176,6 +178,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionParams 
 
 // One warp per (query, head): merges the splits' (max, sum, output) triples.
 __global__ void combine_kernel(AttentionParams p) {
+  begin_after_prior_kernels();
   const int64_t pairs = p.batch * p.n_tokens * p.n_heads;
   const int64_t pair = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
@@ -211,7 +214,7 @@ void launch(const AttentionParams& p, cudaStream_t stream) {
   }
   const dim3 grid(static_cast<unsigned>((p.n_tokens * group_of(p) + kWarps - 1) / kWarps),
                   static_cast<unsigned>(p.batch * p.n_kv_heads), static_cast<unsigned>(p.splits));
-  attention_kernel<C, Cache><<<grid, kWarps * 32, bytes, stream>>>(p);
+  launch_kernel(attention_kernel<C, Cache>, grid, kWarps * 32, bytes, stream, p);
 }
 
 template <int C>
@@ -239,7 +242,8 @@ void attention(const AttentionParams& p, cudaStream_t stream) {
   check_launch("attention");
   if (p.splits > 1) {
     const int64_t pairs = p.batch * p.n_tokens * p.n_heads;
-    combine_kernel<<<static_cast<unsigned>((pairs * 32 + 255) / 256), 256, 0, stream>>>(p);
+    launch_kernel(combine_kernel, static_cast<unsigned>((pairs * 32 + 255) / 256), 256, 0, stream,
+                  p);
     check_launch("attention combine");
   }
 }

@@ -5,6 +5,7 @@
 
 #include "backend/cuda/cuda_cache_access.cuh"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_math.cuh"
 #include "backend/cuda/cuda_split_layout.h"
 
@@ -39,6 +40,7 @@ __device__ inline float weight_element(const void* weight, int64_t row, int64_t 
 template <WeightFormat F>
 __global__ void embedding_kernel(const void* table, const int32_t* ids, int64_t count,
                                  int64_t width, float* out, bool accumulate) {
+  begin_after_prior_kernels();
   const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (index >= count * width) return;
   const int64_t i = index / width, column = index % width;
@@ -49,6 +51,7 @@ __global__ void embedding_kernel(const void* table, const int32_t* ids, int64_t 
 template <WeightFormat F>
 __global__ void dequantize_kernel(const void* weight, int64_t first, int64_t count, int64_t k,
                                   __nv_bfloat16* out) {
+  begin_after_prior_kernels();
   const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (index >= count * k) return;
   out[index] = __float2bfloat16_rn(weight_element<F>(weight, first + index / k, index % k, k));
@@ -57,19 +60,20 @@ __global__ void dequantize_kernel(const void* weight, int64_t first, int64_t cou
 template <WeightFormat F>
 void launch_embedding(const void* table, const int32_t* ids, int64_t count, int64_t width,
                       float* out, bool accumulate, cudaStream_t stream) {
-  embedding_kernel<F><<<blocks_for(count * width), kThreads, 0, stream>>>(table, ids, count, width,
-                                                                          out, accumulate);
+  launch_kernel(embedding_kernel<F>, blocks_for(count * width), kThreads, 0, stream, table, ids,
+                count, width, out, accumulate);
 }
 
 template <WeightFormat F>
 void launch_dequantize(const void* weight, int64_t first, int64_t count, int64_t k, void* out,
                        cudaStream_t stream) {
-  dequantize_kernel<F><<<blocks_for(count * k), kThreads, 0, stream>>>(
-      weight, first, count, k, static_cast<__nv_bfloat16*>(out));
+  launch_kernel(dequantize_kernel<F>, blocks_for(count * k), kThreads, 0, stream, weight, first,
+                count, k, static_cast<__nv_bfloat16*>(out));
 }
 
 __global__ void rms_norm_kernel(float* out, const float* x, const float* weight, int64_t width,
                                 float eps) {
+  begin_after_prior_kernels();
   const float* in = x + blockIdx.x * width;
   float* result = out + blockIdx.x * width;
   float sum_squares = 0.0f;
@@ -84,6 +88,7 @@ __global__ void rms_norm_kernel(float* out, const float* x, const float* weight,
 
 __global__ void layer_norm_kernel(float* out, const float* x, const float* weight,
                                   const float* bias, int64_t width, float eps) {
+  begin_after_prior_kernels();
   const float* in = x + blockIdx.x * width;
   float* result = out + blockIdx.x * width;
   float sum = 0.0f;
@@ -106,6 +111,7 @@ __global__ void layer_norm_kernel(float* out, const float* x, const float* weigh
 // CPU backend (and so transformers' float32 angles) does.
 __global__ void rope_kernel(float* x, int64_t rows, int64_t heads, int64_t head_dim,
                             const int32_t* positions, const float* inv_freq) {
+  begin_after_prior_kernels();
   const int64_t half = head_dim / 2;
   const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (index >= rows * heads * half) return;
@@ -124,16 +130,19 @@ __global__ void rope_kernel(float* x, int64_t rows, int64_t heads, int64_t head_
 
 __global__ void gated_kernel(float* out, const float* gate, const float* up, int64_t count,
                              ActivationKind activation) {
+  begin_after_prior_kernels();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) out[i] = activate(gate[i], activation) * up[i];
 }
 
 __global__ void activation_kernel(float* x, int64_t count, ActivationKind activation) {
+  begin_after_prior_kernels();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) x[i] = activate(x[i], activation);
 }
 
 __global__ void add_kernel(float* out, const float* a, const float* b, int64_t count) {
+  begin_after_prior_kernels();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) out[i] = a[i] + b[i];
 }
@@ -143,6 +152,7 @@ template <typename Cache>
 __global__ void kv_write_kernel(Cache* cache, const float* x, int64_t n_tokens, int64_t width,
                                 int64_t capacity, int64_t count, int64_t n_past,
                                 const int64_t* device_n_past) {
+  begin_after_prior_kernels();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
   const int64_t row = i / width, column = i % width;
@@ -152,16 +162,19 @@ __global__ void kv_write_kernel(Cache* cache, const float* x, int64_t n_tokens, 
 }
 
 __global__ void to_bf16_kernel(const float* in, __nv_bfloat16* out, int64_t count) {
+  begin_after_prior_kernels();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) out[i] = __float2bfloat16_rn(in[i]);
 }
 
 __global__ void to_f16_kernel(const float* in, __half* out, int64_t count) {
+  begin_after_prior_kernels();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) out[i] = __float2half_rn(fminf(fmaxf(in[i], -65504.0f), 65504.0f));
 }
 
 __global__ void broadcast_kernel(float* out, const float* bias, int64_t m, int64_t n) {
+  begin_after_prior_kernels();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < m * n) out[i] = bias[i % n];
 }
@@ -216,35 +229,37 @@ void dequantize_rows_bf16(WeightFormat format, const void* weight, int64_t first
 
 void convert_f32_to_bf16(const float* in, void* out, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
-  to_bf16_kernel<<<blocks_for(count), kThreads, 0, stream>>>(in, static_cast<__nv_bfloat16*>(out),
-                                                             count);
+  launch_kernel(to_bf16_kernel, blocks_for(count), kThreads, 0, stream, in,
+                static_cast<__nv_bfloat16*>(out), count);
   check_launch("convert to bf16");
 }
 
 void convert_f32_to_f16(const float* in, void* out, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
-  to_f16_kernel<<<blocks_for(count), kThreads, 0, stream>>>(in, static_cast<__half*>(out), count);
+  launch_kernel(to_f16_kernel, blocks_for(count), kThreads, 0, stream, in,
+                static_cast<__half*>(out), count);
   check_launch("convert to f16");
 }
 
 void broadcast_rows(float* out, const float* bias, int64_t m, int64_t n, cudaStream_t stream) {
   if (m * n == 0) return;
-  broadcast_kernel<<<blocks_for(m * n), kThreads, 0, stream>>>(out, bias, m, n);
+  launch_kernel(broadcast_kernel, blocks_for(m * n), kThreads, 0, stream, out, bias, m, n);
   check_launch("broadcast bias");
 }
 
 void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t width,
               float eps, cudaStream_t stream) {
   if (rows == 0) return;
-  rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(out, x, weight, width, eps);
+  launch_kernel(rms_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, out, x, weight,
+                width, eps);
   check_launch("rms_norm");
 }
 
 void layer_norm(float* out, const float* x, const float* weight, const float* bias, int64_t rows,
                 int64_t width, float eps, cudaStream_t stream) {
   if (rows == 0) return;
-  layer_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(out, x, weight, bias,
-                                                                          width, eps);
+  launch_kernel(layer_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, out, x, weight,
+                bias, width, eps);
   check_launch("layer_norm");
 }
 
@@ -252,27 +267,28 @@ void rope(float* x, int64_t rows, int64_t heads, int64_t head_dim, const int32_t
           const float* inv_freq, cudaStream_t stream) {
   const int64_t count = rows * heads * (head_dim / 2);
   if (count == 0) return;
-  rope_kernel<<<blocks_for(count), kThreads, 0, stream>>>(x, rows, heads, head_dim, positions,
-                                                          inv_freq);
+  launch_kernel(rope_kernel, blocks_for(count), kThreads, 0, stream, x, rows, heads, head_dim,
+                positions, inv_freq);
   check_launch("rope");
 }
 
 void gated_activation(float* out, const float* gate, const float* up, int64_t count,
                       ActivationKind activation, cudaStream_t stream) {
   if (count == 0) return;
-  gated_kernel<<<blocks_for(count), kThreads, 0, stream>>>(out, gate, up, count, activation);
+  launch_kernel(gated_kernel, blocks_for(count), kThreads, 0, stream, out, gate, up, count,
+                activation);
   check_launch("gated_activation");
 }
 
 void activation(float* x, int64_t count, ActivationKind activation, cudaStream_t stream) {
   if (count == 0) return;
-  activation_kernel<<<blocks_for(count), kThreads, 0, stream>>>(x, count, activation);
+  launch_kernel(activation_kernel, blocks_for(count), kThreads, 0, stream, x, count, activation);
   check_launch("activation");
 }
 
 void add(float* out, const float* a, const float* b, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
-  add_kernel<<<blocks_for(count), kThreads, 0, stream>>>(out, a, b, count);
+  launch_kernel(add_kernel, blocks_for(count), kThreads, 0, stream, out, a, b, count);
   check_launch("add");
 }
 
@@ -282,12 +298,13 @@ void kv_write(void* cache, bool bf16_cache, const float* x, int64_t batch, int64
   const int64_t count = batch * n_tokens * width;
   if (count == 0) return;
   if (bf16_cache) {
-    kv_write_kernel<<<blocks_for(count), kThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(cache),
-                                                                x, n_tokens, width, capacity, count,
-                                                                n_past, device_n_past);
+    launch_kernel(kv_write_kernel<__nv_bfloat16>, blocks_for(count), kThreads, 0, stream,
+                  static_cast<__nv_bfloat16*>(cache), x, n_tokens, width, capacity, count, n_past,
+                  device_n_past);
   } else {
-    kv_write_kernel<<<blocks_for(count), kThreads, 0, stream>>>(
-        static_cast<float*>(cache), x, n_tokens, width, capacity, count, n_past, device_n_past);
+    launch_kernel(kv_write_kernel<float>, blocks_for(count), kThreads, 0, stream,
+                  static_cast<float*>(cache), x, n_tokens, width, capacity, count, n_past,
+                  device_n_past);
   }
   check_launch("kv_write");
 }

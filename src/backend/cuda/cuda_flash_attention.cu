@@ -14,6 +14,7 @@
 
 #include "backend/cuda/cuda_cache_access.cuh"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_mma.cuh"
 
 namespace flow2::cuda {
@@ -54,6 +55,7 @@ constexpr size_t shared_bytes() {
 // picks a row (and row + 8), t = lane % 4 a pair of columns.
 template <int D, typename Cache>
 __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
+  begin_after_prior_kernels();
   constexpr int kStride = D + kPad;                // Q and K rows
   constexpr int kTransposedStride = kKeys + kPad;  // V^T rows
   constexpr int kChunks = D / 16;                  // k-steps of Q K^T
@@ -203,7 +205,7 @@ void launch_typed(const AttentionParams& p, cudaStream_t stream) {
   }
   const dim3 grid(static_cast<unsigned>((p.n_tokens + kQueries - 1) / kQueries),
                   static_cast<unsigned>(p.n_heads), static_cast<unsigned>(p.batch));
-  flash_kernel<D, Cache><<<grid, kWarps * 32, bytes, stream>>>(p);
+  launch_kernel(flash_kernel<D, Cache>, grid, kWarps * 32, bytes, stream, p);
 }
 
 template <int D>

@@ -2,6 +2,7 @@
 // the same float operations in the same order as the ops it replaces (so results are equal).
 #include "backend/cuda/cuda_cache_access.cuh"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_math.cuh"
 
 namespace flow2::cuda {
@@ -12,6 +13,7 @@ constexpr int kThreads = 256;
 // One block per row, as rms_norm_kernel: x += delta first, then the norm of the new x.
 __global__ void add_rms_norm_kernel(float* x, const float* delta, float* out, const float* weight,
                                     int64_t width, float eps) {
+  begin_after_prior_kernels();
   float* row = x + blockIdx.x * width;
   const float* added = delta + blockIdx.x * width;
   float* result = out + blockIdx.x * width;
@@ -45,6 +47,7 @@ __device__ inline void rotate(float* values, int64_t i, int64_t half, int32_t po
 // stored in the cache) and each value of v (stored). Without inv_freq nothing rotates.
 template <typename Cache>
 __global__ void rope_and_cache_kernel(RopeCacheParams p) {
+  begin_after_prior_kernels();
   auto* k_cache = static_cast<Cache*>(p.k_cache);
   auto* v_cache = static_cast<Cache*>(p.v_cache);
   const int64_t half = p.head_dim / 2;
@@ -84,8 +87,8 @@ __global__ void rope_and_cache_kernel(RopeCacheParams p) {
 void add_rms_norm(float* x, const float* delta, float* out, const float* weight, int64_t rows,
                   int64_t width, float eps, cudaStream_t stream) {
   if (rows == 0) return;
-  add_rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, delta, out, weight,
-                                                                            width, eps);
+  launch_kernel(add_rms_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x, delta,
+                out, weight, width, eps);
   check_launch("add_rms_norm");
 }
 
@@ -95,9 +98,9 @@ void rope_and_cache(const RopeCacheParams& p, cudaStream_t stream) {
   if (count == 0) return;
   const auto blocks = static_cast<unsigned>((count + kThreads - 1) / kThreads);
   if (p.bf16_cache) {
-    rope_and_cache_kernel<__nv_bfloat16><<<blocks, kThreads, 0, stream>>>(p);
+    launch_kernel(rope_and_cache_kernel<__nv_bfloat16>, blocks, kThreads, 0, stream, p);
   } else {
-    rope_and_cache_kernel<float><<<blocks, kThreads, 0, stream>>>(p);
+    launch_kernel(rope_and_cache_kernel<float>, blocks, kThreads, 0, stream, p);
   }
   check_launch("rope_and_cache");
 }

@@ -21,6 +21,8 @@ void check_launch(const char* what);
 constexpr int64_t kGemvMaxRows = 4;
 
 // out[m, n] = x[m, k] * weight[n, k]^T (+ bias[n]), m <= kGemvMaxRows; float32 accumulation.
+// The kernel starts reading `weight` before the previous kernel has finished (cuda_launch.cuh):
+// weights are uploaded by copies, never written by a kernel.
 void gemv(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
           int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 

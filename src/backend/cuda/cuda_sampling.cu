@@ -3,6 +3,7 @@
 #include <cfloat>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 
 namespace flow2::cuda {
 namespace {
@@ -21,6 +22,7 @@ __device__ inline void keep_better(float& value, int32_t& index, float other_val
 
 // One block per row.
 __global__ void argmax_kernel(const float* logits, int64_t width, int32_t* out) {
+  begin_after_prior_kernels();
   __shared__ float best_values[kThreads / 32];
   __shared__ int32_t best_indices[kThreads / 32];
   const float* row = logits + blockIdx.x * width;
@@ -54,7 +56,8 @@ __global__ void argmax_kernel(const float* logits, int64_t width, int32_t* out) 
 void argmax_rows(const float* logits, int64_t rows, int64_t width, int32_t* out,
                  cudaStream_t stream) {
   if (rows == 0) return;
-  argmax_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(logits, width, out);
+  launch_kernel(argmax_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, logits, width,
+                out);
   check_launch("argmax");
 }
 

@@ -4,6 +4,7 @@
 // floats exactly.
 #include <cuda_bf16.h>
 
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_split_codes.cuh"
 #include "backend/cuda/cuda_split_layout.h"
 
@@ -81,6 +82,7 @@ __global__ void __launch_bounds__(kThreads)
     decode_kernel(const uint8_t* __restrict__ weight, int64_t k, const int32_t* __restrict__ ids,
                   int64_t first, int64_t count, Out* __restrict__ out, bool accumulate,
                   bool aligned) {
+  begin_after_prior_kernels();
   constexpr int kBits = split_layout(F).code_bits;
   constexpr int kPerWord = 32 / kBits;
   const int64_t chunks = k / 8;
@@ -111,9 +113,9 @@ void launch(const void* weight, int64_t k, const int32_t* ids, int64_t first, in
   const int64_t threads = count * (k / 8);
   if (threads == 0) return;
   const bool aligned = reinterpret_cast<uintptr_t>(out) % 16 == 0;
-  decode_kernel<F, Out>
-      <<<static_cast<unsigned>((threads + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
-          static_cast<const uint8_t*>(weight), k, ids, first, count, out, accumulate, aligned);
+  launch_kernel(decode_kernel<F, Out>, static_cast<unsigned>((threads + kThreads - 1) / kThreads),
+                kThreads, 0, stream, static_cast<const uint8_t*>(weight), k, ids, first, count, out,
+                accumulate, aligned);
 }
 
 template <typename Out>

@@ -19,6 +19,7 @@
 // loads from rows in element order).
 #include <algorithm>
 
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_split_codes.cuh"
 #include "backend/cuda/cuda_split_layout.h"
 
@@ -112,6 +113,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   constexpr int kRows = kSlots * R;
   constexpr int kElements = split_piece_elements(F);
   __shared__ float partial[kWarps][kRows][M];
+  // Dependents may launch as soon as every block runs (cuda_launch.cuh).
+  let_next_kernel_launch();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int slot = lane / kLanesPerSlot, column = lane % kLanesPerSlot;
   const int part = warp % warps_per_row;
@@ -133,6 +136,9 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   int64_t piece = static_cast<int64_t>(part) * kLanesPerSlot + column;
   Stage<R, U> current, next;
   load_stage<F>(current, rows, code_bytes, piece, step, pieces);
+  // The first stage of weights (which never change on the GPU) is on its way while the previous
+  // kernel, which wrote x, drains.
+  wait_for_prior_kernels();
   for (; piece < pieces; piece += U * step) {
     const int64_t following = piece + U * step;
     if (following < pieces) load_stage<F>(next, rows, code_bytes, following, step, pieces);
@@ -223,8 +229,8 @@ void launch(const void* weight, const float* x, const float* bias, float* out, i
   }
   const int64_t rows_per_block = static_cast<int64_t>(kWarps / warps_per_row) * kRows;
   const dim3 grid(static_cast<unsigned>((n + rows_per_block - 1) / rows_per_block));
-  gemv_split_kernel<F, M, R, U, Tile::kMinBlocks><<<grid, kWarps * 32, 0, stream>>>(
-      static_cast<const uint8_t*>(weight), x, bias, out, n, k, warps_per_row);
+  launch_kernel(gemv_split_kernel<F, M, R, U, Tile::kMinBlocks>, grid, kWarps * 32, 0, stream,
+                static_cast<const uint8_t*>(weight), x, bias, out, n, k, warps_per_row);
 }
 
 template <WeightFormat F>
