@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "flow2/model_config.h"
+#include "flow2/sampler.h"
 #include "flow2/tensor.h"
 
 namespace flow2 {
@@ -96,6 +97,14 @@ class Backend {
     }
     return indices;
   }
+  // Sampling's choice for each row of logits [rows, vocab]: the penalties of `history` (the
+  // same tokens for every row, latest last), then choose_token (sampler.h) with uniforms[row]
+  // (one draw in [0, 1) per row). This default reads the logits back and chooses on the CPU; a
+  // backend that keeps them on a device may choose there, with the same result. Like
+  // argmax_rows, not inside a decoding step.
+  virtual std::vector<int32_t> sample_rows(const Tensor& logits, const SamplingOptions& options,
+                                           std::span<const int32_t> history,
+                                           std::span<const double> uniforms);
 
   // --- steps: the ops between begin_step and end_step are one decoding step (one new token per
   // sequence). A backend may queue them and run the step as a whole: the CUDA backend replays

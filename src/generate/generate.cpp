@@ -46,9 +46,11 @@ GenerationResult GenerationSession::generate(std::span<const int32_t> context,
 
   Sampler sampler(options.sampling);
   std::vector<int32_t> history(context.begin(), context.end());
+  // The choice is made where the logits are: only the token comes back.
   auto choose = [&](const Tensor& logits) {
     if (sampler.plain_greedy()) return model_.backend().argmax_rows(logits)[0];
-    return sampler.sample(model_.backend().to_host(logits), history);
+    const double u = sampler.next_uniform();
+    return model_.backend().sample_rows(logits, options.sampling, history, {&u, 1})[0];
   };
   auto start = std::chrono::steady_clock::now();
   // The prompt runs in chunks so that activations stay small for long prompts.
