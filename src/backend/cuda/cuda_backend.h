@@ -29,6 +29,9 @@ class CudaBackend final : public Backend {
   Tensor make_cache_tensor(Shape shape) override;
   std::vector<float> to_host(const Tensor& tensor) override;
   std::vector<int32_t> argmax_rows(const Tensor& logits) override;
+  std::vector<int32_t> sample_rows(const Tensor& logits, const SamplingOptions& options,
+                                   std::span<const int32_t> history,
+                                   std::span<const double> uniforms) override;
 
   void begin_step() override;
   void end_step() override;

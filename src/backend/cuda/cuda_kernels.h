@@ -66,6 +66,27 @@ void kv_write(void* cache, bool bf16_cache, const float* x, int64_t batch, int64
 void argmax_rows(const float* logits, int64_t rows, int64_t width, int32_t* out,
                  cudaStream_t stream);
 
+// Sampling's choice for each row (cuda_sample_rows.cu): the token choose_token (sampler.h) picks
+// from the row's scores with the row's uniform draw, temperature > 0 (0 is argmax_rows).
+struct SampleParams {
+  const float* scores = nullptr;          // [rows, vocab], penalties applied
+  unsigned long long* weights = nullptr;  // [rows, vocab] scratch
+  const double* uniforms = nullptr;       // [rows], each in [0, 1)
+  int32_t* out = nullptr;                 // [rows]
+  int64_t rows = 0;
+  int64_t vocab = 0;  // at most sampling::kMaxVocab
+  float temperature = 1.0f;
+  int64_t top_k = 0;  // 0 (or vocab and more): off
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+};
+void sample_rows(const SampleParams& params, cudaStream_t stream);
+// scores[r, ids[j]] = sampling::penalized_score(scores[r, ids[j]], repetition_penalty,
+// amounts[j]) in every row r of scores [rows, vocab]; the ids are distinct.
+void apply_penalties(float* scores, int64_t rows, int64_t vocab, const int32_t* ids,
+                     const float* amounts, int64_t count, float repetition_penalty,
+                     cudaStream_t stream);
+
 // Fused ops (cuda_fused.cu). x += delta, out = rms_norm(x) * weight.
 void add_rms_norm(float* x, const float* delta, float* out, const float* weight, int64_t rows,
                   int64_t width, float eps, cudaStream_t stream);

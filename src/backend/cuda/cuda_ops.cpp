@@ -6,6 +6,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/op_checks.h"
 #include "flow2/error.h"
+#include "generate/sampling_math.h"
 
 namespace flow2 {
 namespace {
@@ -274,6 +275,75 @@ std::vector<int32_t> CudaBackend::argmax_rows(const Tensor& logits) {
                    "argmax_rows");
   context_->synchronize();
   return indices;
+}
+
+std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const SamplingOptions& options,
+                                              std::span<const int32_t> history,
+                                              std::span<const double> uniforms) {
+  check(!context_->in_step(), "sample_rows: nothing is read back inside a decoding step");
+  check_f32(logits, "sample_rows");
+  check_sampling_options(options);
+  const int64_t rows = logits.rows(), vocab = logits.cols();
+  check(static_cast<int64_t>(uniforms.size()) == rows,
+        "sample_rows: {} uniform draws for {} rows of logits", uniforms.size(), rows);
+  for (double u : uniforms) {
+    check(u >= 0.0 && u < 1.0, "sampling: the uniform draw {} is outside [0, 1)", u);
+  }
+  std::vector<int32_t> tokens(static_cast<size_t>(rows));
+  if (rows == 0) return tokens;
+  check(vocab > 0 && vocab <= sampling::kMaxVocab,
+        "sample_rows: rows of {} logits; sampling takes 1 to {}", vocab, sampling::kMaxVocab);
+  const std::vector<PenaltyEntry> entries = penalty_entries(options, history, vocab);
+  const bool sampled = options.temperature > 0.0f;
+
+  // One scratch buffer: the chosen ids, the penalized copy of the logits, the weights.
+  auto aligned = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
+  const auto elements = static_cast<size_t>(rows * vocab);
+  const size_t ids_bytes = aligned(tokens.size() * sizeof(int32_t));
+  const size_t copy_bytes = entries.empty() ? 0 : aligned(elements * sizeof(float));
+  const size_t weight_bytes = sampled ? elements * sizeof(unsigned long long) : 0;
+  auto* scratch = static_cast<char*>(context_->scratch(2, ids_bytes + copy_bytes + weight_bytes));
+  auto* device_tokens = reinterpret_cast<int32_t*>(scratch);
+  cudaStream_t stream = context_->stream();
+  const float* scores = logits.data_as<float>();
+  if (!entries.empty()) {
+    auto* copy = reinterpret_cast<float*>(scratch + ids_bytes);
+    cuda::check_cuda(
+        cudaMemcpyAsync(copy, scores, elements * sizeof(float), cudaMemcpyDeviceToDevice, stream),
+        "sample_rows");
+    std::vector<int32_t> ids;
+    std::vector<float> amounts;
+    for (const PenaltyEntry& entry : entries) {
+      ids.push_back(entry.id);
+      amounts.push_back(entry.amount);
+    }
+    const int32_t* staged_ids = context_->stage(std::span<const int32_t>(ids));
+    const float* staged_amounts = context_->stage(std::span<const float>(amounts));
+    cuda::apply_penalties(copy, rows, vocab, staged_ids, staged_amounts,
+                          static_cast<int64_t>(ids.size()), options.repetition_penalty, stream);
+    scores = copy;
+  }
+  if (sampled) {
+    cuda::SampleParams params;
+    params.scores = scores;
+    params.weights = reinterpret_cast<unsigned long long*>(scratch + ids_bytes + copy_bytes);
+    params.uniforms = context_->stage(uniforms);
+    params.out = device_tokens;
+    params.rows = rows;
+    params.vocab = vocab;
+    params.temperature = options.temperature;
+    params.top_k = options.top_k;
+    params.top_p = options.top_p;
+    params.min_p = options.min_p;
+    cuda::sample_rows(params, stream);
+  } else {
+    cuda::argmax_rows(scores, rows, vocab, device_tokens, stream);  // greedy after penalties
+  }
+  cuda::check_cuda(cudaMemcpyAsync(tokens.data(), device_tokens, tokens.size() * sizeof(int32_t),
+                                   cudaMemcpyDeviceToHost, stream),
+                   "sample_rows");
+  context_->synchronize();
+  return tokens;
 }
 
 Tensor CudaBackend::make_cache_tensor(Shape shape) {
