@@ -5,8 +5,9 @@
 // generation throughput of 8 and 32 sequences decoded together.
 //
 // Usage: bench_cuda [--device cuda:N] [--layers 32] [--prompt 512] [--generate 128]
-//                   [--skip-model] [--skip-kernels]
-// FLOW2_CUDA_GRAPHS=0 in the environment times decoding without CUDA graphs.
+//                   [--skip-model] [--skip-kernels] [--skip-batches] [--weights bf16|q4_0]
+// FLOW2_CUDA_GRAPHS=0 in the environment times decoding without CUDA graphs; with
+// FLOW2_CUDA_PROFILE=1 as well, the backend prints the time of each op at exit.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -190,7 +191,7 @@ double batched_rate(Backend& backend, flow2::Model& model, int64_t batch, int64_
 }
 
 ModelSpeed measure_model(Backend& backend, DType matrices, int64_t layers, int64_t prompt_tokens,
-                         int64_t generate_tokens) {
+                         int64_t generate_tokens, bool batches) {
   ModelSpeed speed;
   flow2::Checkpoint checkpoint = llama_8b(matrices, layers);
   const double start = now_seconds();
@@ -222,8 +223,10 @@ ModelSpeed measure_model(Backend& backend, DType matrices, int64_t layers, int64
   }
   speed.prompt_rate = median(prompt_rates);
   speed.generate_rate = median(generate_rates);
-  speed.batch8_rate = batched_rate(backend, *model, 8, generate_tokens);
-  speed.batch32_rate = batched_rate(backend, *model, 32, generate_tokens);
+  if (batches) {
+    speed.batch8_rate = batched_rate(backend, *model, 8, generate_tokens);
+    speed.batch32_rate = batched_rate(backend, *model, 32, generate_tokens);
+  }
   return speed;
 }
 
@@ -313,7 +316,8 @@ void measure_kernels(Backend& backend) {
 int main(int argc, char** argv) {
   std::string device = "cuda";
   int64_t layers = 32, prompt_tokens = 512, generate_tokens = 128;
-  bool skip_model = false, skip_kernels = false;
+  bool skip_model = false, skip_kernels = false, batches = true;
+  std::vector<DType> weights = {DType::BF16, DType::Q4_0};
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -329,6 +333,15 @@ int main(int argc, char** argv) {
       skip_model = true;
     } else if (flag == "--skip-kernels") {
       skip_kernels = true;
+    } else if (flag == "--skip-batches") {
+      batches = false;
+    } else if (flag == "--weights") {
+      const std::string name = value();
+      if (name != "bf16" && name != "q4_0") {
+        fmt::print(stderr, "bench_cuda: --weights takes bf16 or q4_0, not '{}'\n", name);
+        return 2;
+      }
+      weights = {name == "bf16" ? DType::BF16 : DType::Q4_0};
     } else {
       fmt::print(stderr, "bench_cuda: unknown flag {}\n", flag);
       return 2;
@@ -342,8 +355,9 @@ int main(int argc, char** argv) {
     fmt::print("{:<8} {:>10} {:>14} {:>14} {:>12} {:>12} {:>10}\n", "weights", "load (s)",
                fmt::format("pp{} tok/s", prompt_tokens), fmt::format("tg{} tok/s", generate_tokens),
                "b8 tok/s", "b32 tok/s", "peak GB");
-    for (DType dtype : {DType::BF16, DType::Q4_0}) {
-      ModelSpeed speed = measure_model(*backend, dtype, layers, prompt_tokens, generate_tokens);
+    for (DType dtype : weights) {
+      ModelSpeed speed =
+          measure_model(*backend, dtype, layers, prompt_tokens, generate_tokens, batches);
       fmt::print("{:<8} {:>10.2f} {:>14.0f} {:>14.1f} {:>12.0f} {:>12.0f} {:>10.1f}\n",
                  flow2::dtype_name(dtype), speed.load_seconds, speed.prompt_rate,
                  speed.generate_rate, speed.batch8_rate, speed.batch32_rate,

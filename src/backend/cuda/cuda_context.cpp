@@ -49,6 +49,7 @@ Context::Context(int device) : device_(device) {
   }
   check_cuda(cudaMalloc(&step_device_, kStepStageBytes), "cudaMalloc");
   fixed_bytes_ = kRingBytes + kStepStageBytes;
+  if (OpProfile::wanted()) profile_ = std::make_unique<OpProfile>();
 }
 
 Context::~Context() {
@@ -58,6 +59,8 @@ Context::~Context() {
     if (scratch_[slot]) cudaFreeAsync(scratch_[slot], stream_);
   }
   cudaStreamSynchronize(stream_);
+  if (profile_) profile_->report(stderr);
+  profile_.reset();
   graphs_.clear();
   cublasDestroy(cublas_);
   cudaFree(device_ring_);

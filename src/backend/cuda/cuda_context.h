@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/cuda_op_profile.h"
 #include "backend/cuda/cuda_step_graph.h"
 
 namespace flow2::cuda {
@@ -63,6 +64,10 @@ class Context {
   void submit(const char* op, Launch launch, Args... words) {
     if (graphs_.recording()) {
       graphs_.add(op, std::move(launch), words...);
+    } else if (profile_) {
+      profile_->begin(op, stream_);
+      launch(stream_);
+      profile_->end(stream_);
     } else {
       launch(stream_);
     }
@@ -91,6 +96,7 @@ class Context {
   size_t scratch_bytes_[kScratchSlots] = {};
 
   StepGraphs graphs_;
+  std::unique_ptr<OpProfile> profile_;  // FLOW2_CUDA_PROFILE
   // Step memory: a bump arena (grown between steps to the last step's need) ...
   char* arena_ = nullptr;
   size_t arena_bytes_ = 0, arena_used_ = 0, arena_wanted_ = 0;
