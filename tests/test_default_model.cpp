@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "backend_list.h"
 #include "cli_runner.h"
 #include "flow2/checkpoint_tokenizer.h"
 #include "flow2/model.h"
@@ -82,6 +83,24 @@ TEST_F(DefaultModel, ChatKeepsTheConversation) {
   ASSERT_NE(first_line_end, std::string::npos) << result.stdout_text;
   std::string second_reply = result.stdout_text.substr(first_line_end + 1);
   EXPECT_NE(second_reply.find("banana"), std::string::npos) << result.stdout_text;
+}
+
+// On a GPU the model computes with bf16 keys and values and tensor-core prompts, yet greedy
+// decoding must choose what the CPU chooses, token for token, over a whole chat answer.
+TEST_F(DefaultModel, GreedyTokensOnCudaAreTheCpus) {
+  if (!built_with_cuda()) GTEST_SKIP() << "built without CUDA";
+  if (auto reason = testing::skip_reason("cuda"); !reason.empty()) GTEST_SKIP() << reason;
+  const std::string command = "generate --model " + model_ +
+                              " --chat --prompt 'Name the planets of the solar system.' --temp 0 "
+                              "-n 64 --json --device ";
+  auto cpu = testing::run_cli(command + "cpu");
+  auto gpu = testing::run_cli(command + "cuda");
+  ASSERT_EQ(cpu.status, 0) << cpu.output;
+  ASSERT_EQ(gpu.status, 0) << gpu.output;
+  const json cpu_out = json::parse(cpu.stdout_text), gpu_out = json::parse(gpu.stdout_text);
+  EXPECT_EQ(gpu_out["ids"], cpu_out["ids"])
+      << "cpu: " << cpu_out["text"] << "\ncuda: " << gpu_out["text"];
+  EXPECT_GE(cpu_out["ids"].size(), 16u);
 }
 
 TEST_F(DefaultModel, PlainEnglishPerplexityIsLow) {
