@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_split_codes.cuh"
 #include "backend/cuda/cuda_split_layout.h"
@@ -33,6 +34,7 @@ constexpr int kChunk = 128;       // elements of a row per lane quad and step: 4
 // x [m, k] float32 -> xb [padded, k] bf16, each run of 8 in the order the mma kernel reads.
 __global__ void prepare_x_kernel(const float* __restrict__ x, uint4* __restrict__ xb, int64_t m,
                                  int64_t padded, int64_t k) {
+  begin_after_prior_kernels();
   const int64_t runs = k / 8;
   const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (index >= padded * runs) return;
@@ -108,6 +110,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     mma_split_kernel(const uint8_t* __restrict__ weight, const uint4* __restrict__ xb,
                      const float* __restrict__ bias, float* __restrict__ out, int64_t m, int64_t n,
                      int64_t k, int warps_per_tile) {
+  // xb comes from the kernel just before: nothing loads ahead of the wait.
+  begin_after_prior_kernels();
   __shared__ float partial[kWarps][NT * 4][32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
@@ -237,8 +241,8 @@ void launch(const void* weight, const uint4* xb, const float* bias, float* out, 
   }
   const int64_t tiles_per_block = kWarps / warps_per_tile;
   const dim3 grid(static_cast<unsigned>((tiles + tiles_per_block - 1) / tiles_per_block));
-  mma_split_kernel<F, NT, R><<<grid, kWarps * 32, 0, stream>>>(
-      static_cast<const uint8_t*>(weight), xb, bias, out, m, n, k, warps_per_tile);
+  launch_kernel(mma_split_kernel<F, NT, R>, grid, dim3(kWarps * 32), 0, stream,
+                static_cast<const uint8_t*>(weight), xb, bias, out, m, n, k, warps_per_tile);
 }
 
 // Two row tiles per warp share each x load, where the matrix has rows enough to fill the GPU
@@ -301,8 +305,8 @@ void mma_split(WeightFormat format, const void* weight, const float* x, void* sc
   auto* xb = static_cast<uint4*>(scratch);
   const int64_t words = padded * k / 8;
   constexpr int kThreads = 256;
-  prepare_x_kernel<<<static_cast<unsigned>((words + kThreads - 1) / kThreads), kThreads, 0,
-                     stream>>>(x, xb, m, padded, k);
+  launch_kernel(prepare_x_kernel, dim3(static_cast<unsigned>((words + kThreads - 1) / kThreads)),
+                dim3(kThreads), 0, stream, x, xb, m, padded, k);
   switch (format) {
     case WeightFormat::Q4_0:
       launch_tiles<WeightFormat::Q4_0>(weight, xb, bias, out, m, n, k, stream);
