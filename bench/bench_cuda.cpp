@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -299,6 +300,35 @@ void measure_kernels(Backend& backend) {
     fmt::print("{:<44} {:>10.1f} {:>9.0f} GB/s\n",
                fmt::format("attention decode, {} keys", context), seconds * 1e6,
                2.0 * k.nbytes() / seconds / 1e9);
+  }
+  {
+    // A token from Llama 3's 128256 logits with temperature 0.7 and top-p 0.9: chosen on the
+    // device, and read back to be chosen on the CPU (Backend's default sample_rows).
+    constexpr int64_t kVocab = 128256;
+    std::mt19937 random(5);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    flow2::SamplingOptions options;
+    options.temperature = 0.7f;
+    options.top_p = 0.9f;
+    for (int64_t rows : {1, 32}) {
+      std::vector<float> values(static_cast<size_t>(rows * kVocab));
+      for (float& value : values) value = normal(random);
+      Tensor logits = backend.from_host(values, {rows, kVocab});
+      const std::vector<double> uniforms(static_cast<size_t>(rows), 0.5);
+      auto seconds_per_call = [&](int calls, auto&& sample) {
+        sample();
+        const double t0 = now_seconds();
+        for (int i = 0; i < calls; ++i) sample();
+        return (now_seconds() - t0) / calls;
+      };
+      const double device =
+          seconds_per_call(20, [&] { backend.sample_rows(logits, options, {}, uniforms); });
+      const double host =
+          seconds_per_call(3, [&] { backend.Backend::sample_rows(logits, options, {}, uniforms); });
+      fmt::print("{:<44} {:>10.1f} us (read back, CPU: {:.1f} us)\n",
+                 fmt::format("sample {}x{} temp 0.7 top-p 0.9", rows, kVocab), device * 1e6,
+                 host * 1e6);
+    }
   }
   {
     flow2::AttentionShape shape{1, 512, 0, 32, 8, 128, 0.088f, 0};
