@@ -1,12 +1,12 @@
 // out = x * W^T (+ bias) on the GPU.
 //
 // Decoding (up to 4 rows of x) is bound by reading the weights once: custom GEMV kernels read
-// every weight form in place. 5-32 rows of x (batched decoding, short prompts) with 4-bit
-// weights run a kernel that decodes the codes in registers for bf16 tensor cores, reading the
-// weights once too. Longer prompts are bound by arithmetic: cuBLAS runs bf16 (or f16) tensor
-// cores with float32 accumulation on x rounded to the weight's 16-bit type; block-quantized
-// weights are decoded to bf16 a slice of rows at a time first; float32 weights use float32
-// sgemm (no TF32), so float32 checkpoints compute as on the CPU.
+// every weight form in place. 5-32 rows of x (batched decoding, short prompts) with
+// block-quantized weights run a kernel that decodes the codes in registers for bf16 tensor
+// cores, reading the weights once too. Longer prompts are bound by arithmetic: cuBLAS runs bf16 (or
+// f16) tensor cores with float32 accumulation on x rounded to the weight's 16-bit type;
+// block-quantized weights are decoded to bf16 a slice of rows at a time first; float32 weights use
+// float32 sgemm (no TF32), so float32 checkpoints compute as on the CPU.
 #include <algorithm>
 #include <cstdlib>
 
@@ -32,7 +32,7 @@ int64_t decode_slice_rows(int64_t n, int64_t k) {
   return std::clamp<int64_t>(rows, 1, n);
 }
 
-// Rows of x from which 4-bit weights take the tensor-core kernel rather than the GEMV
+// Rows of x from which block-quantized weights take the tensor-core kernel rather than the GEMV
 // (FLOW2_CUDA_MMA_MIN_ROWS overrides, for measuring).
 int64_t mma_split_min_rows() {
   static const int64_t rows = [] {

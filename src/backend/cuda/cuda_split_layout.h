@@ -77,7 +77,7 @@ constexpr int split_piece_elements(WeightFormat format) {
 void gemv_split(WeightFormat format, const void* weight, const float* x, const float* bias,
                 float* out, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 
-// Rows of x up to which 4-bit split-layout weights multiply on tensor cores, decoding the codes
+// Rows of x up to which split-layout weights multiply on tensor cores, decoding the codes
 // in registers (cuda_split_mma.cu), instead of being decoded to bf16 for cuBLAS.
 constexpr int64_t kMmaSplitMaxRows = 32;
 bool mma_split_supported(WeightFormat format, int64_t m);

@@ -1,4 +1,4 @@
-// Products of a few rows of x (batched decoding, short prompts) with 4-bit split-layout
+// Products of a few rows of x (batched decoding, short prompts) with block-quantized split-layout
 // weights (cuda_split_layout.h) on bf16 tensor cores, decoding the codes in registers: the
 // weights are read once per call whatever the number of rows, where decoding to bf16 and a
 // cuBLAS GEMM would write and read them again as bf16.
@@ -14,6 +14,10 @@
 // prompt path's decode to bf16 rounds it. x is first rounded to bf16 in the same order (each
 // run of 8 as x0 x4 x1 x5 x2 x6 x3 x7, rows padded with zeros to a multiple of 8), so lane
 // (g, t) loads its B registers for the 32 elements of its group as four 16-byte words.
+//
+// Q8_0 takes the same path with 16-byte pieces of 16 codes: each word's 4 codes are one k-step
+// (pairs (c0, c1) and (c2, c3), x in its own order), a code becomes an exact float by the
+// exponent trick (2^23 + 128 + c) and scale * c is rounded to bf16 once.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -29,9 +33,17 @@ namespace {
 
 constexpr int kWarps = 8;         // per block
 constexpr int kRowsPerWarp = 16;  // the mma's M
-constexpr int kChunk = 128;       // elements of a row per lane quad and step: 4 groups of 32
 
-// x [m, k] float32 -> xb [padded, k] bf16, each run of 8 in the order the mma kernel reads.
+// Elements of one lane's 16-byte piece of a row: 32 4-bit or 16 8-bit codes; a step of the four
+// lanes of a row covers 4 pieces.
+template <WeightFormat F>
+constexpr int piece_elements() {
+  return split_piece_elements(F);
+}
+
+// x [m, k] float32 -> xb [padded, k] bf16, each run of 8 in the order the mma kernel reads:
+// x0 x4 x1 x5 x2 x6 x3 x7 for 4-bit codes (kPermute), as it is for 8-bit ones.
+template <bool kPermute>
 __global__ void prepare_x_kernel(const float* __restrict__ x, uint4* __restrict__ xb, int64_t m,
                                  int64_t padded, int64_t k) {
   begin_after_prior_kernels();
@@ -43,8 +55,10 @@ __global__ void prepare_x_kernel(const float* __restrict__ x, uint4* __restrict_
   if (row < m) {
     const float4 a = __ldg(reinterpret_cast<const float4*>(x) + 2 * index);
     const float4 b = __ldg(reinterpret_cast<const float4*>(x) + 2 * index + 1);
-    packed = make_uint4(pack_bf16(a.x, b.x), pack_bf16(a.y, b.y), pack_bf16(a.z, b.z),
-                        pack_bf16(a.w, b.w));
+    packed = kPermute ? make_uint4(pack_bf16(a.x, b.x), pack_bf16(a.y, b.y), pack_bf16(a.z, b.z),
+                                   pack_bf16(a.w, b.w))
+                      : make_uint4(pack_bf16(a.x, a.y), pack_bf16(a.z, a.w), pack_bf16(b.x, b.y),
+                                   pack_bf16(b.z, b.w));
   }
   xb[index] = packed;
 }
@@ -59,17 +73,27 @@ __device__ inline uint32_t decode_pair(uint32_t word, int i, __nv_bfloat162 scal
   return *reinterpret_cast<uint32_t*>(&value);
 }
 
+// The bf16 pair (c_2i, c_2i+1) of a word's four int8 codes, `flipped` holding them as c + 128,
+// as the weights scale * c (exact in float32: an 8-bit times an 11-bit significand).
+__device__ inline uint32_t decode_pair_int8(uint32_t flipped, int i, float scale) {
+  const float low =
+      __uint_as_float(0x4b000000u | ((flipped >> (16 * i)) & 0xffu)) - 8388736.0f;  // 2^23 + 128
+  const float high =
+      __uint_as_float(0x4b000000u | ((flipped >> (16 * i + 8)) & 0xffu)) - 8388736.0f;
+  return pack_bf16(low * scale, high * scale);
+}
+
 // One step of a lane: the codes and (scale, offset) of group q32 of its 2R rows (g + 8i, in tiles
 // of 16) and the B fragments of x for that group (rows g + 8 nt of xb); zeros past the end of
 // the row (weights 0 * n + 0). The next step's stage loads while this one computes, so every
 // load's latency hides behind a step of decoding and mma.
-template <int R, int NT>
+template <WeightFormat F, int R, int NT>
 struct Stage {
+  static constexpr int kXWords = piece_elements<F>() / 8;  // 16-byte words of xb per piece
   uint4 codes[2 * R];
   float2 params[2 * R];
-  uint4 x[4][NT];
+  uint4 x[kXWords][NT];
 
-  template <WeightFormat F>
   __device__ void load(const uint8_t* const (&rows)[2 * R], int64_t code_bytes, const uint4* xb_row,
                        int64_t runs, int64_t q32, int64_t groups) {
     if (q32 >= groups) {
@@ -79,22 +103,24 @@ struct Stage {
         params[i] = make_float2(0.0f, 0.0f);
       }
 #pragma unroll
-      for (int w = 0; w < 4; ++w) {
+      for (int w = 0; w < kXWords; ++w) {
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) x[w][nt] = make_uint4(0, 0, 0, 0);
       }
       return;
     }
-    const int64_t group = q32 * 32 / split_layout(F).group;
+    const int64_t group = q32 * piece_elements<F>() / split_layout(F).group;
 #pragma unroll
     for (int i = 0; i < 2 * R; ++i) {
       codes[i] = load_once(reinterpret_cast<const uint4*>(rows[i]) + q32);
       params[i] = split_params<F>(rows[i] + code_bytes, group, StreamingLoad{});
     }
 #pragma unroll
-    for (int w = 0; w < 4; ++w) {
+    for (int w = 0; w < kXWords; ++w) {
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt) x[w][nt] = __ldg(xb_row + nt * 8 * runs + q32 * 4 + w);
+      for (int nt = 0; nt < NT; ++nt) {
+        x[w][nt] = __ldg(xb_row + nt * 8 * runs + q32 * kXWords + w);
+      }
     }
   }
 };
@@ -126,8 +152,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   const uint8_t* rows[2 * R];
 #pragma unroll
   for (int i = 0; i < 2 * R; ++i) rows[i] = weight + std::min(first + g + 8 * i, n - 1) * row_bytes;
-  const int64_t runs = k / 8;  // 16-byte words of one row of xb
-  const int64_t groups = k / 32;
+  const int64_t runs = k / 8;                      // 16-byte words of one row of xb
+  const int64_t groups = k / piece_elements<F>();  // pieces of a row
 
   float acc[R][NT][4] = {};
   // Group q32 = 4 * step + t of 32 elements: lane (g, t) reads it for its rows. The next step's
@@ -135,33 +161,53 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t stride = 4 * static_cast<int64_t>(warps_per_tile);
   int64_t q32 = 4 * static_cast<int64_t>(part) + t;
   const uint4* xb_row = xb + g * runs;
-  Stage<R, NT> current, next;
-  current.load<F>(rows, code_bytes, xb_row, runs, q32, groups);
+  Stage<F, R, NT> current, next;
+  current.load(rows, code_bytes, xb_row, runs, q32, groups);
   for (; q32 - t < groups; q32 += stride) {  // the same trip count for the 4 lanes of a row
-    next.load<F>(rows, code_bytes, xb_row, runs, q32 + stride, groups);
-    __nv_bfloat162 scale[2 * R], offset[2 * R];
+    next.load(rows, code_bytes, xb_row, runs, q32 + stride, groups);
+    if constexpr (split_layout(F).code_bits == 8) {
 #pragma unroll
-    for (int i = 0; i < 2 * R; ++i) {
-      scale[i] = broadcast_bf16(current.params[i].x);
-      offset[i] = broadcast_bf16(current.params[i].y);
-    }
+      for (int w = 0; w < 4; ++w) {  // one k-step per word of 4 codes
 #pragma unroll
-    for (int w = 0; w < 4; ++w) {
-      const uint4(&xw)[NT] = current.x[w];
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-#pragma unroll
-        for (int r = 0; r < R; ++r) {  // each tile's codes decoded once, used for every nt
-          const uint32_t word_a = piece_word(current.codes[2 * r], w);
-          const uint32_t word_b = piece_word(current.codes[2 * r + 1], w);
+        for (int r = 0; r < R; ++r) {
+          const uint32_t word_a = piece_word(current.codes[2 * r], w) ^ 0x80808080u;
+          const uint32_t word_b = piece_word(current.codes[2 * r + 1], w) ^ 0x80808080u;
+          const float scale_a = current.params[2 * r].x, scale_b = current.params[2 * r + 1].x;
           const uint32_t a[4] = {
-              decode_pair(word_a, 2 * h, scale[2 * r], offset[2 * r]),
-              decode_pair(word_b, 2 * h, scale[2 * r + 1], offset[2 * r + 1]),
-              decode_pair(word_a, 2 * h + 1, scale[2 * r], offset[2 * r]),
-              decode_pair(word_b, 2 * h + 1, scale[2 * r + 1], offset[2 * r + 1])};
+              decode_pair_int8(word_a, 0, scale_a), decode_pair_int8(word_b, 0, scale_b),
+              decode_pair_int8(word_a, 1, scale_a), decode_pair_int8(word_b, 1, scale_b)};
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) {
-            mma_bf16(acc[r][nt], a, h == 0 ? xw[nt].x : xw[nt].z, h == 0 ? xw[nt].y : xw[nt].w);
+            const uint4& xw = current.x[w / 2][nt];
+            mma_bf16(acc[r][nt], a, w % 2 == 0 ? xw.x : xw.z, w % 2 == 0 ? xw.y : xw.w);
+          }
+        }
+      }
+    } else {
+      __nv_bfloat162 scale[2 * R], offset[2 * R];
+#pragma unroll
+      for (int i = 0; i < 2 * R; ++i) {
+        scale[i] = broadcast_bf16(current.params[i].x);
+        offset[i] = broadcast_bf16(current.params[i].y);
+      }
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {
+        const uint4(&xw)[NT] = current.x[w];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+#pragma unroll
+          for (int r = 0; r < R; ++r) {  // each tile's codes decoded once, used for every nt
+            const uint32_t word_a = piece_word(current.codes[2 * r], w);
+            const uint32_t word_b = piece_word(current.codes[2 * r + 1], w);
+            const uint32_t a[4] = {
+                decode_pair(word_a, 2 * h, scale[2 * r], offset[2 * r]),
+                decode_pair(word_b, 2 * h, scale[2 * r + 1], offset[2 * r + 1]),
+                decode_pair(word_a, 2 * h + 1, scale[2 * r], offset[2 * r]),
+                decode_pair(word_b, 2 * h + 1, scale[2 * r + 1], offset[2 * r + 1])};
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) {
+              mma_bf16(acc[r][nt], a, h == 0 ? xw[nt].x : xw[nt].z, h == 0 ? xw[nt].y : xw[nt].w);
+            }
           }
         }
       }
@@ -232,7 +278,7 @@ template <WeightFormat F, int NT, int R>
 void launch(const void* weight, const uint4* xb, const float* bias, float* out, int64_t m,
             int64_t n, int64_t k, cudaStream_t stream) {
   const int64_t tiles = (n + kRowsPerWarp * R - 1) / (kRowsPerWarp * R);
-  const int64_t steps = (k + kChunk - 1) / kChunk;
+  const int64_t steps = (k + 4 * piece_elements<F>() - 1) / (4 * piece_elements<F>());
   const int64_t capacity = resident_warps<F, NT, R>();
   int warps_per_tile = 1;
   while (warps_per_tile < kWarps && tiles * warps_per_tile * 2 <= capacity &&
@@ -289,9 +335,7 @@ void launch_tiles(const void* weight, const uint4* xb, const float* bias, float*
 }  // namespace
 
 bool mma_split_supported(WeightFormat format, int64_t m) {
-  const bool four_bit = format == WeightFormat::Q4_0 || format == WeightFormat::Q4_1 ||
-                        format == WeightFormat::Q4_A64 || format == WeightFormat::Q4_K;
-  return four_bit && m >= 1 && m <= kMmaSplitMaxRows;
+  return is_split(format) && m >= 1 && m <= kMmaSplitMaxRows;
 }
 
 int64_t mma_split_scratch_bytes(int64_t m, int64_t k) {
@@ -305,9 +349,16 @@ void mma_split(WeightFormat format, const void* weight, const float* x, void* sc
   auto* xb = static_cast<uint4*>(scratch);
   const int64_t words = padded * k / 8;
   constexpr int kThreads = 256;
-  launch_kernel(prepare_x_kernel, dim3(static_cast<unsigned>((words + kThreads - 1) / kThreads)),
-                dim3(kThreads), 0, stream, x, xb, m, padded, k);
+  const dim3 grid(static_cast<unsigned>((words + kThreads - 1) / kThreads));
+  if (format == WeightFormat::Q8_0) {
+    launch_kernel(prepare_x_kernel<false>, grid, dim3(kThreads), 0, stream, x, xb, m, padded, k);
+  } else {
+    launch_kernel(prepare_x_kernel<true>, grid, dim3(kThreads), 0, stream, x, xb, m, padded, k);
+  }
   switch (format) {
+    case WeightFormat::Q8_0:
+      launch_tiles<WeightFormat::Q8_0>(weight, xb, bias, out, m, n, k, stream);
+      break;
     case WeightFormat::Q4_0:
       launch_tiles<WeightFormat::Q4_0>(weight, xb, bias, out, m, n, k, stream);
       break;
@@ -323,7 +374,7 @@ void mma_split(WeightFormat format, const void* weight, const float* x, void* sc
     default:
       break;
   }
-  check_launch("matmul (4-bit, tensor cores)");
+  check_launch("matmul (block-quantized weights, tensor cores)");
 }
 
 }  // namespace flow2::cuda
