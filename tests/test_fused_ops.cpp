@@ -34,18 +34,22 @@ class FusedOps : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<Backend> backend_;
 };
 
+// Widths for every register tiling of the CUDA kernel (up to 4, 8, 16, 32, 64 values per
+// thread of 256) and the plain loop beyond.
 TEST_P(FusedOps, AddRmsNormEqualsAddThenNorm) {
-  const int64_t rows = 3, width = 700;
-  auto x = random_values(rows * width, 1), delta = random_values(rows * width, 2);
-  auto weight = random_values(width, 3);
-  Tensor fused_x = upload(x, {rows, width}), plain_x = upload(x, {rows, width});
-  Tensor d = upload(delta, {rows, width}), w = upload(weight, {width});
-  Tensor fused_out = backend_->empty({rows, width}), plain_out = backend_->empty({rows, width});
-  backend_->add_rms_norm(fused_x, d, fused_out, w, 1e-5f);
-  backend_->add(plain_x, plain_x, d);
-  backend_->rms_norm(plain_out, plain_x, w, 1e-5f);
-  EXPECT_EQ(backend_->to_host(fused_x), backend_->to_host(plain_x));
-  EXPECT_EQ(backend_->to_host(fused_out), backend_->to_host(plain_out));
+  const int64_t rows = 3;
+  for (int64_t width : {700, 2000, 4096, 5000, 16384, 20000}) {
+    auto x = random_values(rows * width, 1), delta = random_values(rows * width, 2);
+    auto weight = random_values(width, 3);
+    Tensor fused_x = upload(x, {rows, width}), plain_x = upload(x, {rows, width});
+    Tensor d = upload(delta, {rows, width}), w = upload(weight, {width});
+    Tensor fused_out = backend_->empty({rows, width}), plain_out = backend_->empty({rows, width});
+    backend_->add_rms_norm(fused_x, d, fused_out, w, 1e-5f);
+    backend_->add(plain_x, plain_x, d);
+    backend_->rms_norm(plain_out, plain_x, w, 1e-5f);
+    EXPECT_EQ(backend_->to_host(fused_x), backend_->to_host(plain_x)) << "width " << width;
+    EXPECT_EQ(backend_->to_host(fused_out), backend_->to_host(plain_out)) << "width " << width;
+  }
 }
 
 TEST_P(FusedOps, RopeAndCacheEqualsRopeThenKvWrite) {
