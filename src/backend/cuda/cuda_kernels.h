@@ -4,7 +4,6 @@
 
 #include <cuda_runtime.h>
 
-#include <cstddef>
 #include <cstdint>
 
 namespace flow2::cuda {
@@ -71,7 +70,7 @@ void argmax_rows(const float* logits, int64_t rows, int64_t width, int32_t* out,
 // from the row's scores with the row's uniform draw, temperature > 0 (0 is argmax_rows).
 struct SampleParams {
   const float* scores = nullptr;          // [rows, vocab], penalties applied
-  unsigned long long* scratch = nullptr;  // sample_rows_scratch_bytes(rows, vocab)
+  unsigned long long* weights = nullptr;  // [rows, vocab] scratch
   const double* uniforms = nullptr;       // [rows], each in [0, 1)
   int32_t* out = nullptr;                 // [rows]
   int64_t rows = 0;
@@ -82,7 +81,6 @@ struct SampleParams {
   float min_p = 0.0f;
 };
 void sample_rows(const SampleParams& params, cudaStream_t stream);
-size_t sample_rows_scratch_bytes(int64_t rows, int64_t vocab);
 // scores[r, ids[j]] = sampling::penalized_score(scores[r, ids[j]], repetition_penalty,
 // amounts[j]) in every row r of scores [rows, vocab]; the ids are distinct.
 void apply_penalties(float* scores, int64_t rows, int64_t vocab, const int32_t* ids,

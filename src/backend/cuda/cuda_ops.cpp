@@ -296,14 +296,13 @@ std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const Sampli
   const std::vector<PenaltyEntry> entries = penalty_entries(options, history, vocab);
   const bool sampled = options.temperature > 0.0f;
 
-  // One scratch buffer: the chosen ids, the penalized copy of the logits, the sampling kernels'
-  // weights and bookkeeping.
+  // One scratch buffer: the chosen ids, the penalized copy of the logits, the weights.
   auto aligned = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
   const auto elements = static_cast<size_t>(rows * vocab);
   const size_t ids_bytes = aligned(tokens.size() * sizeof(int32_t));
   const size_t copy_bytes = entries.empty() ? 0 : aligned(elements * sizeof(float));
-  const size_t sample_bytes = sampled ? cuda::sample_rows_scratch_bytes(rows, vocab) : 0;
-  auto* scratch = static_cast<char*>(context_->scratch(2, ids_bytes + copy_bytes + sample_bytes));
+  const size_t weight_bytes = sampled ? elements * sizeof(unsigned long long) : 0;
+  auto* scratch = static_cast<char*>(context_->scratch(2, ids_bytes + copy_bytes + weight_bytes));
   auto* device_tokens = reinterpret_cast<int32_t*>(scratch);
   cudaStream_t stream = context_->stream();
   const float* scores = logits.data_as<float>();
@@ -327,7 +326,7 @@ std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const Sampli
   if (sampled) {
     cuda::SampleParams params;
     params.scores = scores;
-    params.scratch = reinterpret_cast<unsigned long long*>(scratch + ids_bytes + copy_bytes);
+    params.weights = reinterpret_cast<unsigned long long*>(scratch + ids_bytes + copy_bytes);
     params.uniforms = context_->stage(uniforms);
     params.out = device_tokens;
     params.rows = rows;
