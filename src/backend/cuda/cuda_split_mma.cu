@@ -3,11 +3,11 @@
 // weights are read once per call whatever the number of rows, where decoding to bf16 and a
 // cuBLAS GEMM would write and read them again as bf16.
 //
-// A warp owns 16 weight rows (the M of mma.sync m16n8k16) and every row of x (the N, in tiles of
-// 8); a block's warps split k. Per 128 elements of a row (64 bytes of codes: four groups of 32)
-// lane (g, t) loads the 16 bytes of group t of rows g and g + 8, so four lanes read 64
-// contiguous bytes of one row. The order of k inside an mma is free as long as A and B agree:
-// of a word's nibbles n0..n7 (elements 8w..8w+7 of the group), the pairs (n0, n4), (n1, n5),
+// A warp owns one or two tiles of 16 weight rows (the M of mma.sync m16n8k16) and every row of x
+// (the N, in tiles of 8); a block's warps split k. Per 128 elements of a row (64 bytes of codes:
+// four groups of 32) lane (g, t) loads the 16 bytes of group t of rows g and g + 8, so four lanes
+// read 64 contiguous bytes of one row. The order of k inside an mma is free as long as A and B
+// agree: of a word's nibbles n0..n7 (elements 8w..8w+7 of the group), the pairs (n0, n4), (n1, n5),
 // (n2, n6), (n3, n7) become the A registers of two mma k-steps, each pair in one mask-or
 // ((word >> 4i) & 0x000F000F | bf16 128.0: 128 + n exactly), then w = scale * (n) + offset
 // in one bf16 fma after subtracting 128: so each weight is rounded to bf16 once, as the
