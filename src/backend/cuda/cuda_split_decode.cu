@@ -121,25 +121,9 @@ void launch(const void* weight, int64_t k, const int32_t* ids, int64_t first, in
 template <typename Out>
 void decode(WeightFormat format, const void* weight, int64_t k, const int32_t* ids, int64_t first,
             int64_t count, Out* out, bool accumulate, cudaStream_t stream) {
-  switch (format) {
-    case WeightFormat::Q8_0:
-      launch<WeightFormat::Q8_0>(weight, k, ids, first, count, out, accumulate, stream);
-      break;
-    case WeightFormat::Q4_0:
-      launch<WeightFormat::Q4_0>(weight, k, ids, first, count, out, accumulate, stream);
-      break;
-    case WeightFormat::Q4_1:
-      launch<WeightFormat::Q4_1>(weight, k, ids, first, count, out, accumulate, stream);
-      break;
-    case WeightFormat::Q4_A64:
-      launch<WeightFormat::Q4_A64>(weight, k, ids, first, count, out, accumulate, stream);
-      break;
-    case WeightFormat::Q4_K:
-      launch<WeightFormat::Q4_K>(weight, k, ids, first, count, out, accumulate, stream);
-      break;
-    default:
-      break;
-  }
+  with_split_format(format, [&](auto f) {
+    launch<decltype(f)::value>(weight, k, ids, first, count, out, accumulate, stream);
+  });
 }
 
 }  // namespace

@@ -256,25 +256,9 @@ void launch_rows(int64_t m, const void* weight, const float* x, const float* bia
 
 void gemv_split(WeightFormat format, const void* weight, const float* x, const float* bias,
                 float* out, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
-  switch (format) {
-    case WeightFormat::Q8_0:
-      launch_rows<WeightFormat::Q8_0>(m, weight, x, bias, out, n, k, stream);
-      break;
-    case WeightFormat::Q4_0:
-      launch_rows<WeightFormat::Q4_0>(m, weight, x, bias, out, n, k, stream);
-      break;
-    case WeightFormat::Q4_1:
-      launch_rows<WeightFormat::Q4_1>(m, weight, x, bias, out, n, k, stream);
-      break;
-    case WeightFormat::Q4_A64:
-      launch_rows<WeightFormat::Q4_A64>(m, weight, x, bias, out, n, k, stream);
-      break;
-    case WeightFormat::Q4_K:
-      launch_rows<WeightFormat::Q4_K>(m, weight, x, bias, out, n, k, stream);
-      break;
-    default:
-      break;
-  }
+  with_split_format(format, [&](auto f) {
+    launch_rows<decltype(f)::value>(m, weight, x, bias, out, n, k, stream);
+  });
   check_launch("gemv (split layout)");
 }
 

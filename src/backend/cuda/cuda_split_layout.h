@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cuda/cuda_kernels.h"
 
@@ -53,6 +54,31 @@ constexpr SplitLayout split_layout(WeightFormat format) {
       return {4, 32, 8};
     default:
       return {};
+  }
+}
+
+// Calls f with std::integral_constant<WeightFormat, F> for a split format F; nothing for others
+// (callers check is_split first).
+template <typename Fn>
+void with_split_format(WeightFormat format, Fn&& f) {
+  switch (format) {
+    case WeightFormat::Q8_0:
+      f(std::integral_constant<WeightFormat, WeightFormat::Q8_0>{});
+      break;
+    case WeightFormat::Q4_0:
+      f(std::integral_constant<WeightFormat, WeightFormat::Q4_0>{});
+      break;
+    case WeightFormat::Q4_1:
+      f(std::integral_constant<WeightFormat, WeightFormat::Q4_1>{});
+      break;
+    case WeightFormat::Q4_A64:
+      f(std::integral_constant<WeightFormat, WeightFormat::Q4_A64>{});
+      break;
+    case WeightFormat::Q4_K:
+      f(std::integral_constant<WeightFormat, WeightFormat::Q4_K>{});
+      break;
+    default:
+      break;
   }
 }
 

@@ -355,25 +355,9 @@ void mma_split(WeightFormat format, const void* weight, const float* x, void* sc
   } else {
     launch_kernel(prepare_x_kernel<true>, grid, dim3(kThreads), 0, stream, x, xb, m, padded, k);
   }
-  switch (format) {
-    case WeightFormat::Q8_0:
-      launch_tiles<WeightFormat::Q8_0>(weight, xb, bias, out, m, n, k, stream);
-      break;
-    case WeightFormat::Q4_0:
-      launch_tiles<WeightFormat::Q4_0>(weight, xb, bias, out, m, n, k, stream);
-      break;
-    case WeightFormat::Q4_1:
-      launch_tiles<WeightFormat::Q4_1>(weight, xb, bias, out, m, n, k, stream);
-      break;
-    case WeightFormat::Q4_A64:
-      launch_tiles<WeightFormat::Q4_A64>(weight, xb, bias, out, m, n, k, stream);
-      break;
-    case WeightFormat::Q4_K:
-      launch_tiles<WeightFormat::Q4_K>(weight, xb, bias, out, m, n, k, stream);
-      break;
-    default:
-      break;
-  }
+  with_split_format(format, [&](auto f) {
+    launch_tiles<decltype(f)::value>(weight, xb, bias, out, m, n, k, stream);
+  });
   check_launch("matmul (block-quantized weights, tensor cores)");
 }
 
