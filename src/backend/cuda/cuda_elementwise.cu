@@ -79,8 +79,7 @@ __global__ void rms_norm_kernel(float* out, const float* x, const float* weight,
   float sum_squares = 0.0f;
   for (int64_t j = threadIdx.x; j < width; j += blockDim.x) sum_squares += in[j] * in[j];
   sum_squares = block_sum(sum_squares);
-  const float inverse_rms = static_cast<float>(
-      1.0 / sqrt(static_cast<double>(sum_squares) / static_cast<double>(width) + eps));
+  const float inverse_rms = inverse_root_mean(sum_squares, width, eps);
   for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
     result[j] = __fmul_rn(weight[j], __fmul_rn(in[j], inverse_rms));
   }
@@ -100,8 +99,7 @@ __global__ void layer_norm_kernel(float* out, const float* x, const float* weigh
     sum_squares += centered * centered;
   }
   sum_squares = block_sum(sum_squares);
-  const float inverse_std = static_cast<float>(
-      1.0 / sqrt(static_cast<double>(sum_squares) / static_cast<double>(width) + eps));
+  const float inverse_std = inverse_root_mean(sum_squares, width, eps);
   for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
     result[j] = __fadd_rn(__fmul_rn(__fmul_rn(in[j] - mean, inverse_std), weight[j]), bias[j]);
   }

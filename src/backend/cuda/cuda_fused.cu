@@ -38,8 +38,7 @@ __global__ void add_rms_norm_kernel(float* __restrict__ x, const float* __restri
     }
   }
   sum_squares = block_sum(sum_squares);
-  const float inverse_rms = static_cast<float>(
-      1.0 / sqrt(static_cast<double>(sum_squares) / static_cast<double>(width) + eps));
+  const float inverse_rms = inverse_root_mean(sum_squares, width, eps);
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
     const int64_t j = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
@@ -62,8 +61,7 @@ __global__ void add_rms_norm_wide_kernel(float* __restrict__ x, const float* __r
     sum_squares += value * value;
   }
   sum_squares = block_sum(sum_squares);
-  const float inverse_rms = static_cast<float>(
-      1.0 / sqrt(static_cast<double>(sum_squares) / static_cast<double>(width) + eps));
+  const float inverse_rms = inverse_root_mean(sum_squares, width, eps);
   for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
     result[j] = __fmul_rn(weight[j], __fmul_rn(row[j], inverse_rms));
   }

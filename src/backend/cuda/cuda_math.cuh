@@ -39,6 +39,13 @@ __device__ inline float warp_max(float value) {
   return value;
 }
 
+// 1 / sqrt(sum_squares / width + eps), in double as the CPU backend computes it (the norms'
+// results stay equal to it and to each other bit for bit).
+__device__ inline float inverse_root_mean(float sum_squares, int64_t width, float eps) {
+  return static_cast<float>(
+      1.0 / sqrt(static_cast<double>(sum_squares) / static_cast<double>(width) + eps));
+}
+
 // Sum over the whole block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
 __device__ inline float block_sum(float value) {
   __shared__ float partial[32];
