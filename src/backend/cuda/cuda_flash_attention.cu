@@ -3,15 +3,19 @@
 // maximum, sum and output per query in registers; no [queries, keys] matrix exists anywhere.
 //
 // Each warp owns 16 query rows and issues mma.sync m16n8k16 (bf16 in, float32 accumulate):
-// S = Q K^T takes Q's fragments from registers and K rows from shared memory; the softmax runs
-// on S's accumulators, which already have the layout of the A operand of P V, so P never
-// leaves registers; V is stored transposed so that its B fragments are single 32-bit loads.
-// Shared-memory rows are padded by 8 elements: the 8 row groups of a fragment load then fall
-// in different banks.
+// S = Q K^T takes Q's fragments from registers (read once from q) and K's from shared memory by
+// ldmatrix; the softmax runs on S's accumulators, which already have the layout of the A operand
+// of P V, so P never leaves registers; V's fragments come from the same row-major tiles by
+// ldmatrix's transposing form. Tiles are double-buffered: a bf16 cache is copied with cp.async
+// into one buffer while the block computes on the other (a float32 cache is converted through
+// registers). Shared-memory rows are padded by 8 elements, so that the 8 rows an ldmatrix reads
+// fall in different banks. Blocks of the last (longest, under the causal mask) query tiles are
+// launched first, so that short ones fill the tail.
 #include <cuda_bf16.h>
 
 #include <cfloat>
 
+#include "backend/cuda/cuda_async_copy.cuh"
 #include "backend/cuda/cuda_cache_access.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
@@ -24,10 +28,7 @@ constexpr int kWarps = 4;
 constexpr int kQueries = 16 * kWarps;  // per block
 constexpr int kKeys = 64;              // per tile
 constexpr int kPad = 8;
-
-__device__ inline uint32_t load_pair(const __nv_bfloat16* at) {
-  return *reinterpret_cast<const uint32_t*>(at);
-}
+constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ inline void store_four(__nv_bfloat16* at, float4 v) {
   auto* pairs = reinterpret_cast<__nv_bfloat162*>(at);
@@ -45,102 +46,156 @@ __device__ inline float quad_sum(float value) {
   return value + __shfl_xor_sync(0xffffffff, value, 2);
 }
 
+// One buffer holds a tile of K rows, then a tile of V rows.
+template <int D>
+constexpr int kTileElements = kKeys*(D + kPad);
+
 template <int D>
 constexpr size_t shared_bytes() {
-  return sizeof(__nv_bfloat16) * (static_cast<size_t>(kQueries + kKeys) * (D + kPad) +
-                                  static_cast<size_t>(D) * (kKeys + kPad));
+  return sizeof(__nv_bfloat16) * 2 * 2 * static_cast<size_t>(kTileElements<D>);
 }
 
-// Grid: (query tiles, heads, batch). Lane roles follow the mma fragment layouts: g = lane / 4
-// picks a row (and row + 8), t = lane % 4 a pair of columns.
+// Keys [first_key, first_key + kKeys) of one kv head into `buffer` (K, then V); rows at or past
+// key_end are zeros, never stale cache. bf16 rows are copied asynchronously (commit and wait
+// around this); float32 rows are rounded to bf16 on the way.
+template <int D>
+__device__ inline void fill_tile(__nv_bfloat16* buffer, const __nv_bfloat16* keys,
+                                 const __nv_bfloat16* values, int64_t kv_width, int64_t first_key,
+                                 int64_t key_end) {
+  constexpr int kStride = D + kPad, kPieces = D / 8;  // 16-byte pieces per row
+  for (int i = threadIdx.x; i < kKeys * kPieces; i += kWarps * 32) {
+    const int r = i / kPieces, c = 8 * (i % kPieces);
+    const bool inside = first_key + r < key_end;
+    const int64_t offset = (inside ? first_key + r : 0) * kv_width + c;  // a valid address
+    copy_16_async(buffer + r * kStride + c, keys + offset, inside);
+    copy_16_async(buffer + kTileElements<D> + r * kStride + c, values + offset, inside);
+  }
+}
+
+template <int D>
+__device__ inline void fill_tile(__nv_bfloat16* buffer, const float* keys, const float* values,
+                                 int64_t kv_width, int64_t first_key, int64_t key_end) {
+  constexpr int kStride = D + kPad;
+  for (int i = threadIdx.x; i < kKeys * D / 4; i += kWarps * 32) {
+    const int r = i / (D / 4), c = 4 * (i % (D / 4));
+    float4 k = make_float4(0.0f, 0.0f, 0.0f, 0.0f), v = k;
+    if (first_key + r < key_end) {
+      k = load_four(keys + (first_key + r) * kv_width + c);
+      v = load_four(values + (first_key + r) * kv_width + c);
+    }
+    store_four(buffer + r * kStride + c, k);
+    store_four(buffer + kTileElements<D> + r * kStride + c, v);
+  }
+}
+
+// Grid: (heads, query tiles, batch), the last query tile first. Lane roles follow the mma
+// fragment layouts: g = lane / 4 picks a row (and row + 8), t = lane % 4 a pair of columns.
 template <int D, typename Cache>
 __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
   begin_after_prior_kernels();
-  constexpr int kStride = D + kPad;                // Q and K rows
-  constexpr int kTransposedStride = kKeys + kPad;  // V^T rows
-  constexpr int kChunks = D / 16;                  // k-steps of Q K^T
-  constexpr int kDimTiles = D / 8;                 // n-tiles of P V
-  constexpr int kKeyTiles = kKeys / 8;             // n-tiles of Q K^T
+  constexpr int kStride = D + kPad;     // K and V rows in shared memory
+  constexpr int kChunks = D / 16;       // k-steps of Q K^T
+  constexpr int kDimTiles = D / 8;      // n-tiles of P V
+  constexpr int kKeyTiles = kKeys / 8;  // n-tiles of Q K^T
   extern __shared__ __align__(16) unsigned char shared[];
-  auto* q_tile = reinterpret_cast<__nv_bfloat16*>(shared);
-  __nv_bfloat16* k_tile = q_tile + kQueries * kStride;
-  __nv_bfloat16* v_transposed = k_tile + kKeys * kStride;
+  auto* buffers = reinterpret_cast<__nv_bfloat16*>(shared);
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int64_t b = blockIdx.z, head = blockIdx.y, first_query = int64_t{blockIdx.x} * kQueries;
+  // ldmatrix roles: lanes 8i..8i+7 address row lane % 8 of matrix i = lane / 8.
+  const int matrix = lane / 8, matrix_row = lane % 8;
+  const int64_t b = blockIdx.z, head = blockIdx.x;
+  const int64_t first_query = (int64_t{gridDim.y} - 1 - blockIdx.y) * kQueries;
   const int64_t kv_head = head / (p.n_heads / p.n_kv_heads);
   const int64_t n_past = p.device_n_past ? p.device_n_past[b] : p.n_past;
   const int64_t q_width = p.n_heads * D, kv_width = p.n_kv_heads * D;
-
-  for (int i = threadIdx.x; i < kQueries * D / 4; i += blockDim.x) {
-    const int r = i / (D / 4), c = 4 * (i % (D / 4));
-    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (first_query + r < p.n_tokens) {
-      v = __ldg(reinterpret_cast<const float4*>(p.q + (b * p.n_tokens + first_query + r) * q_width +
-                                                head * D + c));
-    }
-    store_four(q_tile + r * kStride + c, v);
-  }
-  __syncthreads();
   const int row = warp * 16 + g;  // this lane's rows: row and row + 8 of the block
+
+  // Q's A fragments straight from q (rows past the prompt are zeros).
   uint32_t q_fragments[kChunks][4];
+  {
+    const float* rows[2];
+    bool inside[2];
 #pragma unroll
-  for (int c = 0; c < kChunks; ++c) {
-    const __nv_bfloat16* at = q_tile + row * kStride + 16 * c + 2 * t;
-    q_fragments[c][0] = load_pair(at);
-    q_fragments[c][1] = load_pair(at + 8 * kStride);
-    q_fragments[c][2] = load_pair(at + 8);
-    q_fragments[c][3] = load_pair(at + 8 * kStride + 8);
+    for (int r = 0; r < 2; ++r) {
+      const int64_t query = first_query + row + 8 * r;
+      inside[r] = query < p.n_tokens;
+      rows[r] = p.q + (b * p.n_tokens + (inside[r] ? query : 0)) * q_width + head * D + 2 * t;
+    }
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          float2 pair = make_float2(0.0f, 0.0f);
+          if (inside[r]) pair = __ldg(reinterpret_cast<const float2*>(rows[r] + 16 * c + 8 * half));
+          q_fragments[c][2 * half + r] = pack_bf16(pair.x, pair.y);
+        }
+      }
+    }
   }
 
   float out[kDimTiles][4] = {};
   float running_max[2] = {-INFINITY, -INFINITY}, running_sum[2] = {0.0f, 0.0f};
   const int64_t position[2] = {n_past + first_query + row, n_past + first_query + row + 8};
+  const int64_t warp_first_position = n_past + first_query + warp * 16;
   const int64_t last_query = min(first_query + kQueries, p.n_tokens) - 1;
   const int64_t key_end = n_past + last_query + 1;
   const int64_t key_begin =
       p.window > 0 ? max(int64_t{0}, n_past + first_query - p.window + 1) / kKeys * kKeys : 0;
   const Cache* keys = static_cast<const Cache*>(p.k) + b * p.capacity * kv_width + kv_head * D;
   const Cache* values = static_cast<const Cache*>(p.v) + b * p.capacity * kv_width + kv_head * D;
+  const float log2_scale = p.scale * kLog2e;  // scores in base 2: exp2 is one instruction
 
-  for (int64_t first_key = key_begin; first_key < key_end; first_key += kKeys) {
-    __syncthreads();  // the previous tile is no longer read
-    for (int i = threadIdx.x; i < kKeys * D / 4; i += blockDim.x) {
-      const int r = i / (D / 4), c = 4 * (i % (D / 4));
-      float4 k = make_float4(0.0f, 0.0f, 0.0f, 0.0f), v = k;
-      if (first_key + r < key_end) {  // rows past the end are zeros, never stale cache
-        k = load_four(keys + (first_key + r) * kv_width + c);
-        v = load_four(values + (first_key + r) * kv_width + c);
-      }
-      store_four(k_tile + r * kStride + c, k);
-      v_transposed[(c + 0) * kTransposedStride + r] = __float2bfloat16_rn(v.x);
-      v_transposed[(c + 1) * kTransposedStride + r] = __float2bfloat16_rn(v.y);
-      v_transposed[(c + 2) * kTransposedStride + r] = __float2bfloat16_rn(v.z);
-      v_transposed[(c + 3) * kTransposedStride + r] = __float2bfloat16_rn(v.w);
+  const int tiles = static_cast<int>((key_end - key_begin + kKeys - 1) / kKeys);
+  fill_tile<D>(buffers, keys, values, kv_width, key_begin, key_end);
+  commit_copies();
+  for (int tile = 0; tile < tiles; ++tile) {
+    const int64_t first_key = key_begin + int64_t{tile} * kKeys;
+    if (tile + 1 < tiles) {
+      // The other buffer was last read in the previous iteration, before its closing barrier.
+      fill_tile<D>(buffers + 2 * kTileElements<D> * ((tile + 1) & 1), keys, values, kv_width,
+                   first_key + kKeys, key_end);
+      commit_copies();
+      wait_copies<1>();
+    } else {
+      wait_copies<0>();
     }
     __syncthreads();
+    const __nv_bfloat16* k_tile = buffers + 2 * kTileElements<D> * (tile & 1);
+    const __nv_bfloat16* v_tile = k_tile + kTileElements<D>;
 
     float scores[kKeyTiles][4] = {};
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
 #pragma unroll
-      for (int j = 0; j < kKeyTiles; ++j) {
-        const __nv_bfloat16* at = k_tile + (8 * j + g) * kStride + 16 * c + 2 * t;
-        mma_bf16(scores[j], q_fragments[c], load_pair(at), load_pair(at + 8));
+      for (int j = 0; j < kKeyTiles; j += 2) {
+        // Matrices: keys 8j.. at d 16c and 16c + 8, then keys 8(j + 1).. at the same d.
+        uint32_t k_fragments[4];
+        load_matrices(k_fragments, k_tile + (8 * (j + matrix / 2) + matrix_row) * kStride + 16 * c +
+                                       8 * (matrix % 2));
+        mma_bf16(scores[j], q_fragments[c], k_fragments[0], k_fragments[1]);
+        mma_bf16(scores[j + 1], q_fragments[c], k_fragments[2], k_fragments[3]);
       }
     }
     // Scale and mask: element e of tile j is key first_key + 8j + 2t + (e & 1) of row e / 2.
+    // Tiles wholly before the warp's first query need no causal mask.
+    const bool masked = p.window > 0 || first_key + kKeys - 1 > warp_first_position;
     float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int j = 0; j < kKeyTiles; ++j) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int64_t key = first_key + 8 * j + 2 * t + (e & 1);
-        const int64_t query_position = position[e >> 1];
-        const bool visible =
-            key <= query_position && (p.window <= 0 || key > query_position - p.window);
-        scores[j][e] = visible ? scores[j][e] * p.scale : -INFINITY;
-        tile_max[e >> 1] = fmaxf(tile_max[e >> 1], scores[j][e]);
+        float score = scores[j][e] * log2_scale;
+        if (masked) {
+          const int64_t key = first_key + 8 * j + 2 * t + (e & 1);
+          const int64_t query_position = position[e >> 1];
+          const bool visible =
+              key <= query_position && (p.window <= 0 || key > query_position - p.window);
+          score = visible ? score : -INFINITY;
+        }
+        scores[j][e] = score;
+        tile_max[e >> 1] = fmaxf(tile_max[e >> 1], score);
       }
     }
     float base[2], correction[2];
@@ -148,7 +203,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
     for (int r = 0; r < 2; ++r) {
       const float new_max = fmaxf(running_max[r], quad_max(tile_max[r]));
       base[r] = new_max == -INFINITY ? 0.0f : new_max;  // nothing visible yet: all weights 0
-      correction[r] = expf(running_max[r] - base[r]);
+      correction[r] = exp2f(running_max[r] - base[r]);
       running_max[r] = new_max;
       running_sum[r] *= correction[r];
     }
@@ -163,7 +218,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
     for (int j = 0; j < kKeyTiles; ++j) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        scores[j][e] = expf(scores[j][e] - base[e >> 1]);
+        scores[j][e] = exp2f(scores[j][e] - base[e >> 1]);
         running_sum[e >> 1] += scores[j][e];
       }
     }
@@ -175,11 +230,17 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
                              pack_bf16(scores[2 * s + 1][0], scores[2 * s + 1][1]),
                              pack_bf16(scores[2 * s + 1][2], scores[2 * s + 1][3])};
 #pragma unroll
-      for (int n = 0; n < kDimTiles; ++n) {
-        const __nv_bfloat16* at = v_transposed + (8 * n + g) * kTransposedStride + 16 * s + 2 * t;
-        mma_bf16(out[n], a, load_pair(at), load_pair(at + 8));
+      for (int n = 0; n < kDimTiles; n += 2) {
+        // Matrices: keys 16s.. and 16s + 8.. at d 8n, then the same keys at d 8(n + 1).
+        uint32_t v_fragments[4];
+        load_matrices_transposed(
+            v_fragments,
+            v_tile + (16 * s + 8 * (matrix % 2) + matrix_row) * kStride + 8 * (n + matrix / 2));
+        mma_bf16(out[n], a, v_fragments[0], v_fragments[1]);
+        mma_bf16(out[n + 1], a, v_fragments[2], v_fragments[3]);
       }
     }
+    __syncthreads();  // this buffer is refilled in the next iteration
   }
 
 #pragma unroll
@@ -203,8 +264,9 @@ void launch_typed(const AttentionParams& p, cudaStream_t stream) {
     cudaFuncSetAttribute(flash_kernel<D, Cache>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(bytes));
   }
-  const dim3 grid(static_cast<unsigned>((p.n_tokens + kQueries - 1) / kQueries),
-                  static_cast<unsigned>(p.n_heads), static_cast<unsigned>(p.batch));
+  const dim3 grid(static_cast<unsigned>(p.n_heads),
+                  static_cast<unsigned>((p.n_tokens + kQueries - 1) / kQueries),
+                  static_cast<unsigned>(p.batch));
   launch_kernel(flash_kernel<D, Cache>, grid, kWarps * 32, bytes, stream, p);
 }
 

@@ -26,4 +26,23 @@ __device__ inline uint32_t pack_bf16(float low, float high) {
   return *reinterpret_cast<uint32_t*>(&pair);
 }
 
+// Four 8x8 bf16 matrices from shared memory (ldmatrix): lanes 8i..8i+7 give the addresses of
+// matrix i's rows (16 bytes each), and register i of lane l receives matrix i's row l / 4,
+// elements 2 (l % 4) and 2 (l % 4) + 1 — a B fragment half of rows stored as B's columns.
+__device__ inline void load_matrices(uint32_t (&r)[4], const __nv_bfloat16* row) {
+  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+
+// The same, transposed: register i of lane l receives column l / 4 of matrix i at rows
+// 2 (l % 4) and 2 (l % 4) + 1 — a B fragment half of rows stored as B's rows.
+__device__ inline void load_matrices_transposed(uint32_t (&r)[4], const __nv_bfloat16* row) {
+  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+
 }  // namespace flow2::cuda
