@@ -6,6 +6,7 @@
 //
 // Usage: bench_cuda [--device cuda:N] [--layers 32] [--prompt 512] [--generate 128]
 //                   [--skip-model] [--skip-kernels] [--skip-batches] [--weights bf16|q4_0]
+//                   [--kernels REGEX]
 // FLOW2_CUDA_GRAPHS=0 in the environment times decoding without CUDA graphs; with
 // FLOW2_CUDA_PROFILE=1 as well, the backend prints the time of each op at exit.
 #include <fmt/format.h>
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <random>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -248,10 +250,14 @@ double time_op(Backend& backend, const Tensor& sync_on, int repeats, Body body) 
   return median(times);
 }
 
-void measure_kernels(Backend& backend) {
+// `only`: measure just the kernels whose label it matches (a regular expression; all when
+// empty).
+void measure_kernels(Backend& backend, const std::string& only) {
+  const std::regex pattern(only.empty() ? std::string(".") : only);
+  auto wanted = [&](const std::string& label) { return std::regex_search(label, pattern); };
   fmt::print("\n{:<44} {:>10} {:>12}\n", "kernel (Llama-3.1-8B shapes)", "time (us)", "rate");
   // Device copy bandwidth: kv_write is one strided device-to-device copy.
-  {
+  if (wanted("device copy")) {
     const int64_t rows = 65536, width = 4096;  // 1 GiB
     Tensor source = backend.zeros({rows, width}), target = backend.zeros({rows, width});
     const double seconds =
@@ -272,34 +278,60 @@ void measure_kernels(Backend& backend) {
                             {"Q8_0", DType::Q8_0}, {"Q4_K", DType::Q4_K}};
   for (const Format& format : formats) {
     for (const Shape& shape : shapes) {
+      auto label = [&](int64_t m) {
+        return fmt::format("matmul {} {} m={}", format.name, shape.name, m);
+      };
+      std::vector<int64_t> rows;
+      for (int64_t m : {1, 8, 32, 64, 512}) {
+        if (wanted(label(m))) rows.push_back(m);
+      }
+      if (rows.empty()) continue;
       Tensor weight =
           backend.upload_weight(random_tensor("w", format, {shape.n, shape.k}, 0.03f, 7));
-      for (int64_t m : {1, 8, 32, 64, 512}) {
+      for (int64_t m : rows) {
         Tensor x = backend.upload_weight(
             flow2::make_host_tensor("x", {m, shape.k}, std::vector<float>(m * shape.k, 0.5f)));
         Tensor out = backend.empty({m, shape.n});
         const double seconds =
             time_op(backend, out, 20, [&] { backend.matmul(out, x, weight, nullptr); });
-        const std::string label = fmt::format("matmul {} {} m={}", format.name, shape.name, m);
         if (m <= 64) {  // bound by reading the weights
-          fmt::print("{:<44} {:>10.1f} {:>9.0f} GB/s\n", label, seconds * 1e6,
+          fmt::print("{:<44} {:>10.1f} {:>9.0f} GB/s\n", label(m), seconds * 1e6,
                      weight_bytes(weight) / seconds / 1e9);
         } else {
-          fmt::print("{:<44} {:>10.1f} {:>7.0f} TFLOP/s\n", label, seconds * 1e6,
+          fmt::print("{:<44} {:>10.1f} {:>7.0f} TFLOP/s\n", label(m), seconds * 1e6,
                      2.0 * m * shape.n * shape.k / seconds / 1e12);
         }
       }
     }
   }
+  // Attention runs as in a 16-bit or quantized model, which a backend sees by its weights (the
+  // CUDA backend then keeps bf16 caches and uses tensor cores for prompts).
+  backend.upload_weight(random_tensor("w", formats[0], {16, 16}, 0.03f, 7));
+  const DType model_cache = backend.make_cache_tensor({1, 1024}).dtype();
+  auto cache_name = [&](bool model_form) {
+    return flow2::dtype_name(model_form ? model_cache : DType::F32);
+  };
+  // A cache of zeros as float32 rows or in make_cache_tensor's form.
+  auto cache_of_zeros = [&](int64_t rows, bool model_form) {
+    Tensor zeros = backend.zeros({rows, 1024});
+    if (!model_form) return zeros;
+    Tensor cache = backend.make_cache_tensor({rows, 1024});
+    backend.kv_write(cache, zeros, 1, rows, 0);
+    return cache;
+  };
   for (int64_t context : {int64_t{512}, int64_t{4096}}) {
-    flow2::AttentionShape shape{1, 1, context - 1, 32, 8, 128, 0.088f, 0};
-    Tensor k = backend.zeros({context, 1024}), v = backend.zeros({context, 1024});
-    Tensor q = backend.zeros({1, 4096}), out = backend.empty({1, 4096});
-    const double seconds =
-        time_op(backend, out, 20, [&] { backend.attention(out, q, k, v, shape); });
-    fmt::print("{:<44} {:>10.1f} {:>9.0f} GB/s\n",
-               fmt::format("attention decode, {} keys", context), seconds * 1e6,
-               2.0 * k.nbytes() / seconds / 1e9);
+    for (bool model_form : {false, true}) {
+      const std::string label =
+          fmt::format("attention decode, {} keys, {} cache", context, cache_name(model_form));
+      if (!wanted(label)) continue;
+      flow2::AttentionShape shape{1, 1, context - 1, 32, 8, 128, 0.088f, 0};
+      Tensor k = cache_of_zeros(context, model_form), v = cache_of_zeros(context, model_form);
+      Tensor q = backend.zeros({1, 4096}), out = backend.empty({1, 4096});
+      const double seconds =
+          time_op(backend, out, 20, [&] { backend.attention(out, q, k, v, shape); });
+      fmt::print("{:<44} {:>10.1f} {:>9.0f} GB/s\n", label, seconds * 1e6,
+                 2.0 * k.nbytes() / seconds / 1e9);
+    }
   }
   {
     // A token from Llama 3's 128256 logits with temperature 0.7 and top-p 0.9: chosen on the
@@ -311,6 +343,8 @@ void measure_kernels(Backend& backend) {
     options.temperature = 0.7f;
     options.top_p = 0.9f;
     for (int64_t rows : {1, 32}) {
+      const std::string label = fmt::format("sample {}x{} temp 0.7 top-p 0.9", rows, kVocab);
+      if (!wanted(label)) continue;
       std::vector<float> values(static_cast<size_t>(rows * kVocab));
       for (float& value : values) value = normal(random);
       Tensor logits = backend.from_host(values, {rows, kVocab});
@@ -325,19 +359,25 @@ void measure_kernels(Backend& backend) {
           seconds_per_call(20, [&] { backend.sample_rows(logits, options, {}, uniforms); });
       const double host =
           seconds_per_call(3, [&] { backend.Backend::sample_rows(logits, options, {}, uniforms); });
-      fmt::print("{:<44} {:>10.1f} us (read back, CPU: {:.1f} us)\n",
-                 fmt::format("sample {}x{} temp 0.7 top-p 0.9", rows, kVocab), device * 1e6,
+      fmt::print("{:<44} {:>10.1f} us (read back, CPU: {:.1f} us)\n", label, device * 1e6,
                  host * 1e6);
     }
   }
-  {
-    flow2::AttentionShape shape{1, 512, 0, 32, 8, 128, 0.088f, 0};
-    Tensor k = backend.zeros({512, 1024}), v = backend.zeros({512, 1024});
-    Tensor q = backend.zeros({512, 4096}), out = backend.empty({512, 4096});
-    const double seconds =
-        time_op(backend, out, 20, [&] { backend.attention(out, q, k, v, shape); });
-    fmt::print("{:<44} {:>10.1f} {:>7.1f} TFLOP/s\n", "attention prefill, 512 tokens",
-               seconds * 1e6, 2.0 * 2 * 32 * 128 * 512.0 * 513 / 2 / seconds / 1e12);
+  for (int64_t tokens : {int64_t{512}, int64_t{4096}}) {
+    for (bool model_form : {false, true}) {
+      const std::string label =
+          fmt::format("attention prefill, {} tokens, {} cache", tokens, cache_name(model_form));
+      if (!wanted(label)) continue;
+      flow2::AttentionShape shape{1, tokens, 0, 32, 8, 128, 0.088f, 0};
+      Tensor k = cache_of_zeros(tokens, model_form), v = cache_of_zeros(tokens, model_form);
+      Tensor q = backend.zeros({tokens, 4096}), out = backend.empty({tokens, 4096});
+      const double seconds =
+          time_op(backend, out, 20, [&] { backend.attention(out, q, k, v, shape); });
+      // Causal: (tokens + 1) / 2 keys per query on average; 4 FLOPs per key and dimension.
+      const double flops = 4.0 * 32 * 128 * tokens * (tokens + 1) / 2;
+      fmt::print("{:<44} {:>10.1f} {:>7.1f} TFLOP/s\n", label, seconds * 1e6,
+                 flops / seconds / 1e12);
+    }
   }
 }
 
@@ -347,6 +387,7 @@ int main(int argc, char** argv) {
   std::string device = "cuda";
   int64_t layers = 32, prompt_tokens = 512, generate_tokens = 128;
   bool skip_model = false, skip_kernels = false, batches = true;
+  std::string only_kernels;
   std::vector<DType> weights = {DType::BF16, DType::Q4_0};
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -361,6 +402,8 @@ int main(int argc, char** argv) {
       generate_tokens = std::stoll(value());
     } else if (flag == "--skip-model") {
       skip_model = true;
+    } else if (flag == "--kernels") {
+      only_kernels = value();
     } else if (flag == "--skip-kernels") {
       skip_kernels = true;
     } else if (flag == "--skip-batches") {
@@ -379,7 +422,7 @@ int main(int argc, char** argv) {
   }
   try {
     auto backend = flow2::make_backend(device);
-    if (!skip_kernels) measure_kernels(*backend);
+    if (!skip_kernels) measure_kernels(*backend, only_kernels);
     if (skip_model) return 0;
     fmt::print("\nLlama-3.1-8B shape, {} layers, random weights, batch 1\n", layers);
     fmt::print("{:<8} {:>10} {:>14} {:>14} {:>12} {:>12} {:>10}\n", "weights", "load (s)",

@@ -40,6 +40,11 @@ Context::Context(int device) : device_(device) {
              "cudaMemPoolSetAttribute");
   check_cublas(cublasCreate(&cublas_), "cublasCreate");
   check_cublas(cublasSetStream(cublas_, stream_), "cublasSetStream");
+  // cuBLAS's own default workspace is smaller than the 32 MiB its documentation recommends for
+  // Hopper, which limits the GEMM kernels it may pick for prompts.
+  check_cuda(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes), "cudaMalloc");
+  check_cublas(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes),
+               "cublasSetWorkspace");
   check_cuda(cudaMallocHost(&host_ring_, kRingBytes), "cudaMallocHost");
   check_cuda(cudaMalloc(&device_ring_, kRingBytes), "cudaMalloc");
   for (int i = 0; i < 2; ++i) {
@@ -48,7 +53,7 @@ Context::Context(int device) : device_(device) {
                "cudaEventCreate");
   }
   check_cuda(cudaMalloc(&step_device_, kStepStageBytes), "cudaMalloc");
-  fixed_bytes_ = kRingBytes + kStepStageBytes;
+  fixed_bytes_ = kRingBytes + kStepStageBytes + kCublasWorkspaceBytes;
   if (OpProfile::wanted()) profile_ = std::make_unique<OpProfile>();
 }
 
@@ -63,6 +68,7 @@ Context::~Context() {
   profile_.reset();
   graphs_.clear();
   cublasDestroy(cublas_);
+  cudaFree(cublas_workspace_);
   cudaFree(device_ring_);
   cudaFreeHost(host_ring_);
   cudaFree(arena_);

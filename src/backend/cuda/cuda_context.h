@@ -86,6 +86,8 @@ class Context {
   int multiprocessors_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
+  static constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
+  void* cublas_workspace_ = nullptr;
   static constexpr size_t kRingBytes = 4 << 20;
   void* host_ring_ = nullptr;
   void* device_ring_ = nullptr;
