@@ -162,6 +162,11 @@ class Backend {
     matmul(up_out, x, up, nullptr);
     gated_activation(out, out, up_out, activation);
   }
+  // outs[i] = x * weights[i]^T (+ biases[i]) for projections of the same x (attention's q, k and
+  // v): spans of one length, a null bias for none. The default is one matmul each (op_checks.cpp).
+  virtual void shared_input_matmul(std::span<Tensor* const> outs, const Tensor& x,
+                                   std::span<const Tensor* const> weights,
+                                   std::span<const Tensor* const> biases);
   // rope(q) and rope(k) (skipped when inv_freq is empty), then kv_write of k and of v.
   virtual void rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache,
                               Tensor& v_cache, int64_t head_dim, std::span<const int32_t> positions,

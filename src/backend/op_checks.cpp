@@ -14,6 +14,26 @@ void check_matmul(const Tensor& out, const Tensor& x, const Tensor& weight, cons
         bias ? bias->numel() : 0, n);
 }
 
+void check_shared_input_matmul(std::span<Tensor* const> outs, const Tensor& x,
+                               std::span<const Tensor* const> weights,
+                               std::span<const Tensor* const> biases) {
+  check(outs.size() == weights.size() && biases.size() == weights.size(),
+        "shared_input_matmul: {} outputs, {} weights and {} biases", outs.size(), weights.size(),
+        biases.size());
+  for (size_t i = 0; i < weights.size(); ++i) {
+    check(outs[i] && weights[i], "shared_input_matmul: product {} has no output or weight", i);
+    check_matmul(*outs[i], x, *weights[i], biases[i]);
+  }
+}
+
+// Backend's default: the products one by one (backends without a fused kernel).
+void Backend::shared_input_matmul(std::span<Tensor* const> outs, const Tensor& x,
+                                  std::span<const Tensor* const> weights,
+                                  std::span<const Tensor* const> biases) {
+  check_shared_input_matmul(outs, x, weights, biases);
+  for (size_t i = 0; i < weights.size(); ++i) matmul(*outs[i], x, *weights[i], biases[i]);
+}
+
 void check_rope(const Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
                 std::span<const float> inv_freq) {
   check(head_dim % 2 == 0 && static_cast<int64_t>(inv_freq.size()) == head_dim / 2,

@@ -11,6 +11,10 @@ namespace flow2 {
 
 // out = x * weight^T (+ bias): x [M, K], weight [N, K], out [M, N], bias [N].
 void check_matmul(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias);
+// Each of shared_input_matmul's products as check_matmul, and spans of one length.
+void check_shared_input_matmul(std::span<Tensor* const> outs, const Tensor& x,
+                               std::span<const Tensor* const> weights,
+                               std::span<const Tensor* const> biases);
 // Rotates x [tokens, heads * head_dim] at `positions` with head_dim / 2 frequencies.
 void check_rope(const Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
                 std::span<const float> inv_freq);

@@ -30,6 +30,23 @@ void apply_linear(Backend& backend, Tensor& out, const Tensor& x, const Linear& 
   }
 }
 
+// q, k and v of the same normed x: one fused op (one kernel on CUDA while decoding) unless an
+// adapter's low-rank path has to be added to one of them.
+void project_qkv(Backend& backend, Tensor& q, Tensor& k, Tensor& v, const Tensor& x,
+                 const DecoderLayer& layer) {
+  if (layer.q.lora_a.defined() || layer.k.lora_a.defined() || layer.v.lora_a.defined()) {
+    apply_linear(backend, q, x, layer.q);
+    apply_linear(backend, k, x, layer.k);
+    apply_linear(backend, v, x, layer.v);
+    return;
+  }
+  auto bias = [](const Linear& linear) { return linear.bias.defined() ? &linear.bias : nullptr; };
+  Tensor* const outs[] = {&q, &k, &v};
+  const Tensor* const weights[] = {&layer.q.weight, &layer.k.weight, &layer.v.weight};
+  const Tensor* const biases[] = {bias(layer.q), bias(layer.k), bias(layer.v)};
+  backend.shared_input_matmul(outs, x, weights, biases);
+}
+
 void apply_norm(Backend& backend, Tensor& out, const Tensor& x, const Norm& norm, float eps) {
   if (norm.bias.defined()) {
     backend.layer_norm(out, x, norm.weight, norm.bias, eps);
@@ -172,9 +189,7 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
              eps);
   for (size_t l = 0; l < layers; ++l) {
     const DecoderLayer& layer = weights.layers[l];
-    apply_linear(backend, q, normed, layer.q);
-    apply_linear(backend, k, normed, layer.k);
-    apply_linear(backend, v, normed, layer.v);
+    project_qkv(backend, q, k, v, normed, layer);
     backend.rope_and_cache(q, k, v, cache.keys(l), cache.values(l), config.head_dim, positions,
                            inv_freq, batch, n_tokens, n_past, past);
     AttentionShape shape{batch,

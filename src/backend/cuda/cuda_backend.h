@@ -59,6 +59,9 @@ class CudaBackend final : public Backend {
                     float eps) override;
   void gated_matmul(Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up,
                     Activation activation) override;
+  void shared_input_matmul(std::span<Tensor* const> outs, const Tensor& x,
+                           std::span<const Tensor* const> weights,
+                           std::span<const Tensor* const> biases) override;
   void rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache,
                       int64_t head_dim, std::span<const int32_t> positions,
                       std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
@@ -117,5 +120,8 @@ class CudaBackend final : public Backend {
 cuda::ActivationKind activation_kind(Activation activation);
 // The kernels' name for a tensor's dtype; an error for dtypes the kernels do not read.
 cuda::WeightFormat weight_format(DType dtype, const char* op);
+// Whether matmul multiplies x (float32) by weights of `dtype` with the GEMV kernels (cuda_matmul):
+// the fused decoding ops take one kernel only where each product would (cuda_fused_ops).
+bool takes_gemv(const Tensor& x, DType dtype);
 
 }  // namespace flow2

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/op_checks.h"
 #include "flow2/error.h"
 
 namespace flow2 {
@@ -84,7 +85,7 @@ void CudaBackend::gated_matmul(Tensor& out, const Tensor& x, const Tensor& gate,
                                Activation activation) {
   const cuda::WeightFormat format = weight_format(gate.dtype(), "gated_matmul");
   const int64_t m = x.rows(), n = gate.rows(), k = x.cols();
-  const bool fused = m <= cuda::kGemvMaxRows && up.dtype() == gate.dtype() &&
+  const bool fused = takes_gemv(x, gate.dtype()) && up.dtype() == gate.dtype() &&
                      cuda::gemv_gated_supported(format) && up.rows() == n && gate.cols() == k &&
                      up.cols() == k && out.rows() == m && out.cols() == n &&
                      x.dtype() == DType::F32 && out.dtype() == DType::F32;
@@ -103,6 +104,42 @@ void CudaBackend::gated_matmul(Tensor& out, const Tensor& x, const Tensor& gate,
         cuda::gemv_gated(format, gate_rows, up_rows, in, result, m, n, k, kind, stream);
       },
       format, gate_rows, up_rows, in, result, m, n, k, kind);
+}
+
+void CudaBackend::shared_input_matmul(std::span<Tensor* const> outs, const Tensor& x,
+                                      std::span<const Tensor* const> weights,
+                                      std::span<const Tensor* const> biases) {
+  check_shared_input_matmul(outs, x, weights, biases);
+  const auto count = static_cast<int>(weights.size());
+  const int64_t m = x.rows(), k = x.cols();
+  // One launch where each product would be a GEMV of the same weight format; otherwise (prompts,
+  // mixed formats, more matrices than a launch takes) the products one by one.
+  bool fused = count >= 1 && count <= cuda::kGemvMaxSegments && m > 0 && k > 0 &&
+               x.dtype() == DType::F32 && takes_gemv(x, weights[0]->dtype());
+  for (int i = 0; fused && i < count; ++i) {
+    fused = weights[i]->dtype() == weights[0]->dtype() && weights[i]->rows() > 0 &&
+            outs[i]->dtype() == DType::F32 && (!biases[i] || biases[i]->dtype() == DType::F32);
+  }
+  if (!fused) {
+    Backend::shared_input_matmul(outs, x, weights, biases);
+    return;
+  }
+  const cuda::WeightFormat format = weight_format(weights[0]->dtype(), "shared_input_matmul");
+  cuda::GemvSegments segments;
+  segments.count = count;
+  for (int i = 0; i < count; ++i) {
+    segments.segment[i] = {weights[i]->data(), biases[i] ? biases[i]->data_as<float>() : nullptr,
+                           outs[i]->data_as<float>(), weights[i]->rows()};
+  }
+  const float* in = x.data_as<float>();
+  // The signature names every segment (unused ones are null and 0).
+  static_assert(cuda::kGemvMaxSegments == 4, "the signature below lists 4 segments");
+  const auto& s = segments.segment;
+  context_->submit(
+      "shared_input_matmul",
+      [=](cudaStream_t stream) { cuda::gemv_segments(format, segments, in, m, k, stream); }, format,
+      in, m, k, count, s[0].weight, s[0].bias, s[0].out, s[0].n, s[1].weight, s[1].bias, s[1].out,
+      s[1].n, s[2].weight, s[2].bias, s[2].out, s[2].n, s[3].weight, s[3].bias, s[3].out, s[3].n);
 }
 
 }  // namespace flow2

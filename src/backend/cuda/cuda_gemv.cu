@@ -1,13 +1,15 @@
 // Matrix-vector products for decoding (1-4 rows of x): the weights are read once, in 16-byte
 // pieces per lane with several loads in flight, so that they stream at memory bandwidth; x stays
 // in L1/L2. Short matrices split each row over up to 8 warps so that every multiprocessor has
-// enough loads in flight. This file holds the dense rows (float32, bf16, f16); quantized rows
+// enough loads in flight. Several matrices of the same x run as segments of one grid
+// (cuda_gemv_segments.cuh). This file holds the dense rows (float32, bf16, f16); quantized rows
 // in the split layout have their own kernels (cuda_split_gemv.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <type_traits>
 
+#include "backend/cuda/cuda_gemv_segments.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_math.cuh"
@@ -144,13 +146,17 @@ __device__ inline void prefetch_first_pass(const W* w, int64_t k, bool vectorize
   }
 }
 
-template <typename W, int M, int WPR>
+// A block's rows belong to one of up to S segments (one matrix, its bias and its output).
+template <typename W, int M, int WPR, int S>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    gemv_dense(const W* __restrict__ weight, const float* __restrict__ x,
-               const float* __restrict__ bias, float* __restrict__ out, int64_t n, int64_t k,
-               bool vectorized) {
+    gemv_dense(const __grid_constant__ BlockSegments segments, const float* __restrict__ x,
+               int64_t k, bool vectorized) {
   constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32 / WPR;
+  int64_t block = 0;
+  const GemvSegment& segment = segments.segment[block_segment<S>(segments, block)];
+  const W* __restrict__ weight = static_cast<const W*>(segment.weight);
+  const int64_t n = segment.n;
+  const int64_t row = block * kRowsPerBlock + threadIdx.x / 32 / WPR;
   // Dependents may launch as soon as every block runs (cuda_launch.cuh); the first weights
   // stream in while the previous kernel, which wrote x, finishes.
   let_next_kernel_launch();
@@ -158,7 +164,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   wait_for_prior_kernels();
   float sum[M] = {};
   if (row < n) accumulate_row<W, M, WPR>(weight + row * k, x, k, vectorized, sum);
-  finish_row<M, WPR>(sum, bias, out, row, n);
+  finish_row<M, WPR>(sum, segment.bias, segment.out, row, n);
 }
 
 // out = act(x gate^T) * (x up^T) in one pass (SwiGLU / GeGLU feed-forward): a warp takes row
@@ -208,27 +214,29 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   }
 }
 
-template <int M, int WPR>
-void launch(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
-            int64_t n, int64_t k, cudaStream_t stream) {
-  constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
-  const dim3 grid(static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock));
+template <int M, int WPR, int S>
+void launch(WeightFormat format, const GemvSegments& segments, const float* x, int64_t k,
+            cudaStream_t stream) {
+  const BlockSegments table = assign_blocks(segments, kWarpsPerBlock / WPR);
+  const dim3 grid(table.blocks);
   const dim3 block(kWarpsPerBlock * 32);
-  const bool aligned =
-      (reinterpret_cast<uintptr_t>(weight) | reinterpret_cast<uintptr_t>(x)) % 16 == 0;
+  uintptr_t addresses = reinterpret_cast<uintptr_t>(x);
+  for (int s = 0; s < segments.count; ++s) {
+    addresses |= reinterpret_cast<uintptr_t>(segments.segment[s].weight);
+  }
+  const bool aligned = addresses % 16 == 0;
   switch (format) {
     case WeightFormat::F32:
-      launch_kernel(gemv_dense<float, M, WPR>, grid, block, 0, stream,
-                    static_cast<const float*>(weight), x, bias, out, n, k, aligned && k % 4 == 0);
+      launch_kernel(gemv_dense<float, M, WPR, S>, grid, block, 0, stream, table, x, k,
+                    aligned && k % 4 == 0);
       break;
     case WeightFormat::BF16:
-      launch_kernel(gemv_dense<__nv_bfloat16, M, WPR>, grid, block, 0, stream,
-                    static_cast<const __nv_bfloat16*>(weight), x, bias, out, n, k,
+      launch_kernel(gemv_dense<__nv_bfloat16, M, WPR, S>, grid, block, 0, stream, table, x, k,
                     aligned && k % 8 == 0);
       break;
     case WeightFormat::F16:
-      launch_kernel(gemv_dense<__half, M, WPR>, grid, block, 0, stream,
-                    static_cast<const __half*>(weight), x, bias, out, n, k, aligned && k % 8 == 0);
+      launch_kernel(gemv_dense<__half, M, WPR, S>, grid, block, 0, stream, table, x, k,
+                    aligned && k % 8 == 0);
       break;
     default:  // quantized formats: gemv_split
       break;
@@ -236,7 +244,8 @@ void launch(WeightFormat format, const void* weight, const float* x, const float
 }
 
 // Warps per row: enough warps that each multiprocessor holds about 48 (their loads in flight
-// hide memory latency), without splitting rows that are already many.
+// hide memory latency), without splitting rows that are already many. n counts the rows of all
+// segments of a launch.
 int warps_per_row(int64_t n, int64_t k) {
   int device = 0, multiprocessors = 132;
   cudaGetDevice(&device);
@@ -263,25 +272,6 @@ void with_warps_per_row(int64_t n, int64_t k, F&& f) {
       break;
     default:
       f(std::integral_constant<int, 8>{});
-      break;
-  }
-}
-
-// Calls f with std::integral_constant<int, M> for m (1 to kGemvMaxRows) rows of x.
-template <typename F>
-void with_rows(int64_t m, F&& f) {
-  switch (m) {
-    case 1:
-      f(std::integral_constant<int, 1>{});
-      break;
-    case 2:
-      f(std::integral_constant<int, 2>{});
-      break;
-    case 3:
-      f(std::integral_constant<int, 3>{});
-      break;
-    default:
-      f(std::integral_constant<int, 4>{});
       break;
   }
 }
@@ -314,25 +304,40 @@ void launch_gated_rows(const void* gate, const void* up, const float* x, float* 
 
 void gemv(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
           int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+  GemvSegments segments;
+  segments.segment[0] = {weight, bias, out, n};
+  segments.count = 1;
+  gemv_segments(format, segments, x, m, k, stream);
+}
+
+void gemv_segments(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
+                   int64_t k, cudaStream_t stream) {
   if (is_split(format)) {
-    gemv_split(format, weight, x, bias, out, m, n, k, stream);
+    gemv_split(format, segments, x, m, k, stream);
     return;
   }
   with_rows(m, [&](auto rows) {
-    with_warps_per_row(n, k, [&](auto warps) {
-      launch<decltype(rows)::value, decltype(warps)::value>(format, weight, x, bias, out, n, k,
-                                                            stream);
+    with_warps_per_row(total_rows(segments), k, [&](auto warps) {
+      with_segments(segments, [&](auto tables) {
+        launch<decltype(rows)::value, decltype(warps)::value, decltype(tables)::value>(
+            format, segments, x, k, stream);
+      });
     });
   });
   check_launch("gemv");
 }
 
 bool gemv_gated_supported(WeightFormat format) {
-  return format == WeightFormat::F32 || format == WeightFormat::BF16 || format == WeightFormat::F16;
+  return format == WeightFormat::F32 || format == WeightFormat::BF16 ||
+         format == WeightFormat::F16 || is_split(format);
 }
 
 void gemv_gated(WeightFormat format, const void* gate, const void* up, const float* x, float* out,
                 int64_t m, int64_t n, int64_t k, ActivationKind activation, cudaStream_t stream) {
+  if (is_split(format)) {
+    gemv_gated_split(format, gate, up, x, out, m, n, k, activation, stream);
+    return;
+  }
   switch (format) {
     case WeightFormat::F32:
       launch_gated_rows<float>(gate, up, x, out, m, n, k, activation, stream);

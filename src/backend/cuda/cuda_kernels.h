@@ -26,8 +26,26 @@ constexpr int64_t kGemvMaxRows = 4;
 void gemv(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
           int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 
-// out[m, n] = act(x gate^T) * (x up^T) for dense gate and up weights [n, k], m <= kGemvMaxRows,
-// in one pass; equal to two gemv calls and gated_activation.
+// Matrices of one format that multiply the same x (shared_input_matmul: attention's q, k and v),
+// in one launch: out[m, n] = x[m, k] * weight[n, k]^T (+ bias[n]) for each segment. gemv is the
+// one-segment case.
+constexpr int kGemvMaxSegments = 4;
+struct GemvSegment {
+  const void* weight = nullptr;
+  const float* bias = nullptr;  // null: none
+  float* out = nullptr;
+  int64_t n = 0;  // > 0
+};
+struct GemvSegments {
+  GemvSegment segment[kGemvMaxSegments];
+  int count = 0;
+};
+void gemv_segments(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
+                   int64_t k, cudaStream_t stream);
+
+// out[m, n] = act(x gate^T) * (x up^T) for gate and up weights [n, k] (dense or split layout),
+// m <= kGemvMaxRows, in one pass; equal to two gemv calls and gated_activation (bit for bit for
+// dense weights, within float rounding for the split layout: its rows may split differently).
 bool gemv_gated_supported(WeightFormat format);
 void gemv_gated(WeightFormat format, const void* gate, const void* up, const float* x, float* out,
                 int64_t m, int64_t n, int64_t k, ActivationKind activation, cudaStream_t stream);

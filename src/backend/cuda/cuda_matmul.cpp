@@ -42,7 +42,19 @@ int64_t mma_split_min_rows() {
   return rows;
 }
 
+// Whether 1-32 rows of x take the tensor-core kernel for block-quantized weights.
+bool takes_mma_split(cuda::WeightFormat format, int64_t m) {
+  return m >= mma_split_min_rows() && cuda::mma_split_supported(format, m);
+}
+
 }  // namespace
+
+bool takes_gemv(const Tensor& x, DType dtype) {
+  const int64_t m = x.rows();
+  const bool x_aligned = reinterpret_cast<uintptr_t>(x.data()) % 16 == 0;
+  return m <= cuda::kGemvMaxRows && (!is_quantized(dtype) || x_aligned) &&
+         !takes_mma_split(weight_format(dtype, "matmul"), m);
+}
 
 void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias) {
   const cuda::WeightFormat format = weight_format(weight.dtype(), "matmul");
@@ -72,10 +84,7 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, con
         result, bias_values, m, n);
     return;
   }
-  const bool blocks = is_quantized(weight.dtype());
-  const bool x_aligned = reinterpret_cast<uintptr_t>(x.data()) % 16 == 0;
-  const bool tensor_cores = m >= mma_split_min_rows() && cuda::mma_split_supported(format, m);
-  if (m <= cuda::kGemvMaxRows && (!blocks || x_aligned) && !tensor_cores) {
+  if (takes_gemv(x, weight.dtype())) {
     context_->submit(
         "gemv",
         [=](cudaStream_t stream) {
@@ -84,7 +93,7 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, con
         format, w, in, bias_values, result, m, n, k);
     return;
   }
-  if (tensor_cores && x_aligned) {
+  if (takes_mma_split(format, m) && reinterpret_cast<uintptr_t>(x.data()) % 16 == 0) {
     void* scratch = context_->scratch(0, static_cast<size_t>(cuda::mma_split_scratch_bytes(m, k)));
     context_->submit(
         "mma split",

@@ -9,7 +9,9 @@
 // (one wavefront serves all 8); each lane also holds R rows, which reuse its x registers R
 // times. Loads of the next U pieces are issued before the current ones are used. Short matrices
 // split each row's pieces over up to 8 warps of a block, whose sums meet in shared memory (no
-// atomics: results do not depend on timing).
+// atomics: results do not depend on timing). One launch may cover several matrices of the same
+// x (segments, cuda_gemv_segments.cuh); the gated feed-forward's kernel gives each slot rows of
+// both gate and up, so that act(gate) * up is formed after the sums.
 //
 // Per code the inner loop spends a shift and a mask-or (code_unit: the code as a float in
 // [1, 2)) and one FMA per row of x; sum(x) per piece is shared by the R rows; the scale and
@@ -19,7 +21,9 @@
 // loads from rows in element order).
 #include <algorithm>
 
+#include "backend/cuda/cuda_gemv_segments.cuh"
 #include "backend/cuda/cuda_launch.cuh"
+#include "backend/cuda/cuda_math.cuh"
 #include "backend/cuda/cuda_split_codes.cuh"
 #include "backend/cuda/cuda_split_layout.h"
 
@@ -104,31 +108,16 @@ __device__ inline void accumulate_piece(const uint4 (&codes)[R], const float2 (&
   }
 }
 
-// Rows first .. first + kSlots * R - 1 of a warp: slot s holds rows first + s * R + r.
-template <WeightFormat F, int M, int R, int U, int kMinBlocks>
-__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
-    gemv_split_kernel(const uint8_t* __restrict__ weight, const float* __restrict__ x,
-                      const float* __restrict__ bias, float* __restrict__ out, int64_t n, int64_t k,
-                      int warps_per_row) {
-  constexpr int kRows = kSlots * R;
+// A lane's share of its R rows (rows[r]) times x: the pieces of its column and warp, U at a time
+// with the next U loading, then the sums of the slot's lanes. Leaves in mine[m] the total of row
+// r = column (zeros in lanes with column >= R).
+template <WeightFormat F, int M, int R, int U>
+__device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* __restrict__ x,
+                                 int64_t k, int warps_per_row, float (&mine)[M]) {
   constexpr int kElements = split_piece_elements(F);
-  __shared__ float partial[kWarps][kRows][M];
-  // Dependents may launch as soon as every block runs (cuda_launch.cuh).
-  let_next_kernel_launch();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int slot = lane / kLanesPerSlot, column = lane % kLanesPerSlot;
+  const int warp = threadIdx.x / 32, column = threadIdx.x % 32 % kLanesPerSlot;
   const int part = warp % warps_per_row;
-  const int64_t first =
-      (static_cast<int64_t>(blockIdx.x) * (kWarps / warps_per_row) + warp / warps_per_row) * kRows;
-  const int64_t row_bytes = split_row_bytes(F, k);
   const int64_t code_bytes = split_code_bytes(F, k);
-  const uint8_t* rows[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    // Rows past the end read the last row (in bounds) and are not written.
-    rows[r] = weight + std::min(first + slot * R + r, n - 1) * row_bytes;
-  }
-
   const uint32_t mask = opaque(code_unit_mask<split_layout(F).code_bits>());
   float sum[R][M] = {};
   const int64_t pieces = k / kElements;
@@ -165,12 +154,45 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       }
     }
   }
-  float mine[M] = {};
+#pragma unroll
+  for (int m = 0; m < M; ++m) mine[m] = 0.0f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int m = 0; m < M; ++m) mine[m] = column == r ? sum[r][m] : mine[m];
   }
+}
+
+// Rows first .. first + kSlots * R - 1 of a warp: slot s holds rows first + s * R + r. A block's
+// rows belong to one of up to S segments (one matrix, its bias and its output).
+template <WeightFormat F, int M, int R, int U, int kMinBlocks, int S>
+__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
+    gemv_split_kernel(const __grid_constant__ BlockSegments segments, const float* __restrict__ x,
+                      int64_t k, int warps_per_row) {
+  constexpr int kRows = kSlots * R;
+  __shared__ float partial[kWarps][kRows][M];
+  // Dependents may launch as soon as every block runs (cuda_launch.cuh).
+  let_next_kernel_launch();
+  int64_t block = 0;
+  const GemvSegment& segment = segments.segment[block_segment<S>(segments, block)];
+  const int64_t n = segment.n;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int slot = lane / kLanesPerSlot, column = lane % kLanesPerSlot;
+  const int part = warp % warps_per_row;
+  const int64_t first = (block * (kWarps / warps_per_row) + warp / warps_per_row) * kRows;
+  const int64_t row_bytes = split_row_bytes(F, k);
+  const uint8_t* rows[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    // Rows past the end read the last row (in bounds) and are not written.
+    rows[r] = static_cast<const uint8_t*>(segment.weight) +
+              std::min(first + slot * R + r, n - 1) * row_bytes;
+  }
+  float mine[M];
+  slot_sums<F, M, R, U>(rows, x, k, warps_per_row, mine);
+
+  const float* bias = segment.bias;
+  float* out = segment.out;
   const int local = slot * R + column;  // this lane's row within the warp's rows
   if (warps_per_row == 1) {
     const int64_t row = first + local;
@@ -197,6 +219,66 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   }
 }
 
+// out = act(x gate^T) * (x up^T): a slot's R rows are R / 2 rows of gate and the same rows of up,
+// so after the slot's sums lane column c < R / 2 holds gate row c and lane c + R / 2 its up row.
+// Each row's sum is the one gemv_split_kernel forms with the same warps_per_row.
+template <WeightFormat F, int M, int R, int U, int kMinBlocks>
+__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
+    gemv_split_gated_kernel(const uint8_t* __restrict__ gate, const uint8_t* __restrict__ up,
+                            const float* __restrict__ x, float* __restrict__ out, int64_t n,
+                            int64_t k, int warps_per_row, ActivationKind activation) {
+  constexpr int kHalf = R / 2;
+  constexpr int kRows = kSlots * R;         // rows of both matrices per warp
+  constexpr int kOutputs = kSlots * kHalf;  // output rows per warp
+  __shared__ float partial[kWarps][kRows][M];
+  let_next_kernel_launch();  // as in gemv_split_kernel
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int slot = lane / kLanesPerSlot, column = lane % kLanesPerSlot;
+  const int part = warp % warps_per_row;
+  const int64_t first =
+      (static_cast<int64_t>(blockIdx.x) * (kWarps / warps_per_row) + warp / warps_per_row) *
+      kOutputs;
+  const int64_t row_bytes = split_row_bytes(F, k);
+  const uint8_t* rows[R];
+#pragma unroll
+  for (int r = 0; r < kHalf; ++r) {
+    const int64_t row = std::min(first + slot * kHalf + r, n - 1);  // past the end: not written
+    rows[r] = gate + row * row_bytes;
+    rows[kHalf + r] = up + row * row_bytes;
+  }
+  float mine[M];
+  slot_sums<F, M, R, U>(rows, x, k, warps_per_row, mine);
+
+  if (warps_per_row == 1) {
+    const int64_t row = first + slot * kHalf + column;
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float u = __shfl_down_sync(0xffffffff, mine[m], kHalf);
+      if (column < kHalf && row < n) out[m * n + row] = activate(mine[m], activation) * u;
+    }
+    return;
+  }
+  if (column < R) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) partial[warp][slot * R + column][m] = mine[m];
+  }
+  __syncthreads();
+  // Lane o < kOutputs adds up output row first + o: gate at slot o / kHalf, column o % kHalf.
+  const int64_t row = first + lane;
+  const int gate_local = lane / kHalf * R + lane % kHalf;
+  if (part == 0 && lane < kOutputs && row < n) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      float g = 0.0f, u = 0.0f;
+      for (int q = 0; q < warps_per_row; ++q) {
+        g += partial[warp + q][gate_local][m];
+        u += partial[warp + q][gate_local + kHalf][m];
+      }
+      out[m * n + row] = activate(g, activation) * u;
+    }
+  }
+}
+
 // Rows per lane (R: each x value loaded serves R rows), pieces per pipeline stage (U: a lane
 // keeps R * U loads of 16 bytes in flight) and blocks per multiprocessor the registers must
 // allow (more warps hide more latency), as measured best on an H100: 14336x4096 and 4096x14336
@@ -208,58 +290,74 @@ struct Tiling {
   static constexpr int kMinBlocks = kBits == 8 && M == 1 ? 3 : M <= 2 ? 2 : 1;
 };
 
-template <WeightFormat F, int M>
-void launch(const void* weight, const float* x, const float* bias, float* out, int64_t n, int64_t k,
-            cudaStream_t stream) {
-  using Tile = Tiling<split_layout(F).code_bits, M>;
-  constexpr int R = Tile::R, U = Tile::U;
-  constexpr int kRows = kSlots * R;
+// Split rows over warps until about 48 warps per multiprocessor are busy (their loads in flight
+// hide the memory latency), while each lane keeps two stages of pieces. `warp_rows`: the warps
+// the launch needs with one warp per row tile.
+int split_warps_per_row(int64_t warp_rows, int64_t pieces, int stage_pieces) {
   int device = 0, multiprocessors = 132;
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
-  // Split rows over warps until about 48 warps per multiprocessor are busy (their loads in
-  // flight hide the memory latency), while each lane keeps two stages of pieces.
   const int64_t wanted = int64_t{48} * multiprocessors;
-  const int64_t warp_rows = (n + kRows - 1) / kRows;
-  const int64_t pieces = k / split_piece_elements(F);
   int warps_per_row = 1;
   while (warps_per_row < kWarps && warp_rows * warps_per_row < wanted &&
-         pieces >= int64_t{2} * warps_per_row * kLanesPerSlot * U * 2) {
+         pieces >= int64_t{2} * warps_per_row * kLanesPerSlot * stage_pieces * 2) {
     warps_per_row *= 2;
   }
-  const int64_t rows_per_block = static_cast<int64_t>(kWarps / warps_per_row) * kRows;
-  const dim3 grid(static_cast<unsigned>((n + rows_per_block - 1) / rows_per_block));
-  launch_kernel(gemv_split_kernel<F, M, R, U, Tile::kMinBlocks>, grid, kWarps * 32, 0, stream,
-                static_cast<const uint8_t*>(weight), x, bias, out, n, k, warps_per_row);
+  return warps_per_row;
 }
 
-template <WeightFormat F>
-void launch_rows(int64_t m, const void* weight, const float* x, const float* bias, float* out,
-                 int64_t n, int64_t k, cudaStream_t stream) {
-  switch (m) {
-    case 1:
-      launch<F, 1>(weight, x, bias, out, n, k, stream);
-      break;
-    case 2:
-      launch<F, 2>(weight, x, bias, out, n, k, stream);
-      break;
-    case 3:
-      launch<F, 3>(weight, x, bias, out, n, k, stream);
-      break;
-    default:
-      launch<F, 4>(weight, x, bias, out, n, k, stream);
-      break;
-  }
+template <WeightFormat F, int M>
+void launch(const GemvSegments& segments, const float* x, int64_t k, cudaStream_t stream) {
+  using Tile = Tiling<split_layout(F).code_bits, M>;
+  constexpr int R = Tile::R, U = Tile::U;
+  constexpr int kRows = kSlots * R;
+  int64_t warp_rows = 0;
+  for (int s = 0; s < segments.count; ++s) warp_rows += (segments.segment[s].n + kRows - 1) / kRows;
+  const int warps_per_row = split_warps_per_row(warp_rows, k / split_piece_elements(F), U);
+  const BlockSegments table = assign_blocks(segments, (kWarps / warps_per_row) * kRows);
+  with_segments(segments, [&](auto tables) {
+    launch_kernel(gemv_split_kernel<F, M, R, U, Tile::kMinBlocks, decltype(tables)::value>,
+                  dim3(table.blocks), kWarps * 32, 0, stream, table, x, k, warps_per_row);
+  });
+}
+
+template <WeightFormat F, int M>
+void launch_gated(const void* gate, const void* up, const float* x, float* out, int64_t n,
+                  int64_t k, ActivationKind activation, cudaStream_t stream) {
+  using Tile = Tiling<split_layout(F).code_bits, M>;
+  constexpr int R = Tile::R, U = Tile::U;
+  constexpr int kOutputs = kSlots * R / 2;
+  const int warps_per_row =
+      split_warps_per_row((n + kOutputs - 1) / kOutputs, k / split_piece_elements(F), U);
+  const int64_t rows_per_block = static_cast<int64_t>(kWarps / warps_per_row) * kOutputs;
+  const dim3 grid(static_cast<unsigned>((n + rows_per_block - 1) / rows_per_block));
+  launch_kernel(gemv_split_gated_kernel<F, M, R, U, Tile::kMinBlocks>, grid, kWarps * 32, 0, stream,
+                static_cast<const uint8_t*>(gate), static_cast<const uint8_t*>(up), x, out, n, k,
+                warps_per_row, activation);
 }
 
 }  // namespace
 
-void gemv_split(WeightFormat format, const void* weight, const float* x, const float* bias,
-                float* out, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+void gemv_split(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
+                int64_t k, cudaStream_t stream) {
   with_split_format(format, [&](auto f) {
-    launch_rows<decltype(f)::value>(m, weight, x, bias, out, n, k, stream);
+    with_rows(m, [&](auto rows) {
+      launch<decltype(f)::value, decltype(rows)::value>(segments, x, k, stream);
+    });
   });
   check_launch("gemv (split layout)");
+}
+
+void gemv_gated_split(WeightFormat format, const void* gate, const void* up, const float* x,
+                      float* out, int64_t m, int64_t n, int64_t k, ActivationKind activation,
+                      cudaStream_t stream) {
+  with_split_format(format, [&](auto f) {
+    with_rows(m, [&](auto rows) {
+      launch_gated<decltype(f)::value, decltype(rows)::value>(gate, up, x, out, n, k, activation,
+                                                              stream);
+    });
+  });
+  check_launch("gemv_gated (split layout)");
 }
 
 }  // namespace flow2::cuda

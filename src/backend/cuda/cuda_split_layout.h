@@ -98,10 +98,14 @@ constexpr int split_piece_elements(WeightFormat format) {
   return 128 / split_layout(format).code_bits;
 }
 
-// out[m, n] = x[m, k] * W[n, k]^T (+ bias), m <= kGemvMaxRows, for a split-layout W; x 16-byte
-// aligned (cuda_split_gemv.cu).
-void gemv_split(WeightFormat format, const void* weight, const float* x, const float* bias,
-                float* out, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+// out[m, n] = x[m, k] * W[n, k]^T (+ bias) for each segment's split-layout W, m <= kGemvMaxRows;
+// x 16-byte aligned (cuda_split_gemv.cu).
+void gemv_split(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
+                int64_t k, cudaStream_t stream);
+// out[m, n] = act(x gate^T) * (x up^T) for split-layout gate and up [n, k], as gemv_gated.
+void gemv_gated_split(WeightFormat format, const void* gate, const void* up, const float* x,
+                      float* out, int64_t m, int64_t n, int64_t k, ActivationKind activation,
+                      cudaStream_t stream);
 
 // Rows of x up to which split-layout weights multiply on tensor cores, decoding the codes
 // in registers (cuda_split_mma.cu), instead of being decoded to bf16 for cuBLAS.
