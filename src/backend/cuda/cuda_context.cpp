@@ -81,6 +81,7 @@ Context::~Context() {
 }
 
 void* Context::allocate(size_t bytes) {
+  rounded_ = {};  // new memory may take the rounded matrix's place
   if (bytes == 0) return nullptr;
   if (in_step()) {
     if (void* pointer = arena_allocate(bytes)) return pointer;
@@ -103,6 +104,7 @@ void* Context::pool_allocate(size_t bytes) {
 }
 
 void Context::release(void* pointer) {
+  rounded_ = {};
   if (!pointer || in_arena(pointer)) return;
   if (in_step()) {
     deferred_frees_.push_back(pointer);  // queued launches of this step may still use it

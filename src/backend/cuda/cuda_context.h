@@ -62,6 +62,7 @@ class Context {
   bool in_step() const { return graphs_.recording(); }
   template <typename... Args>
   void submit(const char* op, Launch launch, Args... words) {
+    rounded_ = {};  // the op may write the rounded matrix's source (see holds_rounded)
     if (graphs_.recording()) {
       graphs_.add(op, std::move(launch), words...);
     } else if (profile_) {
@@ -73,6 +74,18 @@ class Context {
     }
   }
   const StepGraphs& graphs() const { return graphs_; }
+
+  // A GEMM rounds its float32 x to 16 bits into scratch slot 0 (cuda_matmul.cpp). The copy stays
+  // valid until the next op is submitted or memory is allocated or freed, so a GEMM that follows
+  // on the same x (a layer's q, k and v; gate and up) finds it there: set_rounded records it
+  // after the GEMM's submit, holds_rounded asks before the next one's.
+  void set_rounded(const void* source, int64_t elements, bool half, const void* copy) {
+    rounded_ = {source, elements, half, copy};
+  }
+  bool holds_rounded(const void* source, int64_t elements, bool half, const void* copy) const {
+    return rounded_.source == source && rounded_.elements == elements && rounded_.half == half &&
+           rounded_.copy == copy && source != nullptr;
+  }
   // Largest device memory held at once: the pool's high-water mark plus the fixed buffers.
   size_t peak_bytes() const;
 
@@ -96,6 +109,14 @@ class Context {
   static constexpr int kScratchSlots = 4;
   void* scratch_[kScratchSlots] = {};
   size_t scratch_bytes_[kScratchSlots] = {};
+
+  struct Rounded {
+    const void* source = nullptr;
+    int64_t elements = 0;
+    bool half = false;
+    const void* copy = nullptr;
+  };
+  Rounded rounded_;
 
   StepGraphs graphs_;
   std::unique_ptr<OpProfile> profile_;  // FLOW2_CUDA_PROFILE

@@ -136,6 +136,9 @@ void CudaBackend::gemm(Tensor& out, const Tensor& x, const Tensor& weight, const
   const bool blocks = is_quantized(dtype);
   const cuda::WeightFormat format = weight_format(dtype, "matmul");
   void* x16 = context_->scratch(0, static_cast<size_t>(m * k) * 2);
+  // The previous op may have been a GEMM of the same x (q, k and v; gate and up): its rounding
+  // is still in x16 (Context::holds_rounded).
+  const bool rounded = context_->holds_rounded(in, m * k, half, x16);
   const int64_t slice = blocks ? decode_slice_rows(n, k) : n;
   void* decoded = blocks ? context_->scratch(1, static_cast<size_t>(slice * k) * 2) : nullptr;
   context_->submit(
@@ -143,9 +146,9 @@ void CudaBackend::gemm(Tensor& out, const Tensor& x, const Tensor& weight, const
       [=](cudaStream_t stream) {
         const float alpha = 1.0f, beta = bias_values ? 1.0f : 0.0f;
         if (bias_values) cuda::broadcast_rows(result, bias_values, m, n, stream);
-        if (half) {
+        if (!rounded && half) {
           cuda::convert_f32_to_f16(in, x16, m * k, stream);
-        } else {
+        } else if (!rounded) {
           cuda::convert_f32_to_bf16(in, x16, m * k, stream);
         }
         const cudaDataType type = half ? CUDA_R_16F : CUDA_R_16BF;
@@ -167,7 +170,13 @@ void CudaBackend::gemm(Tensor& out, const Tensor& x, const Tensor& weight, const
           run(decoded, first, count);
         }
       },
-      result, in, bias_values, w, format, m, n, k, x16, decoded);
+      result, in, bias_values, w, format, m, n, k, x16, decoded, rounded);
+  // Unless this GEMM wrote over its own x (then nothing may reuse the rounding).
+  const auto* x_begin = static_cast<const char*>(x.data());
+  const auto* out_begin = static_cast<const char*>(out.data());
+  if (out_begin + out.nbytes() <= x_begin || x_begin + x.nbytes() <= out_begin) {
+    context_->set_rounded(in, m * k, half, x16);
+  }
 }
 
 }  // namespace flow2

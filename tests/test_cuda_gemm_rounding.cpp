@@ -1,0 +1,88 @@
+// GEMMs (more than 4 rows of x) round x to bf16 once and let the next GEMM of the same x reuse
+// that copy (Context::holds_rounded). These check that a reused copy is never stale: after an
+// op rewrote x, after x's memory went to a new tensor, and that q, k, v-like runs of GEMMs on
+// one x still match the CPU. Built with the toolkit; skips without a GPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "backend_list.h"
+#include "flow2/backend.h"
+#include "flow2/quant.h"
+#include "test_support.h"
+
+namespace flow2 {
+namespace {
+
+constexpr int64_t kRows = 16, kWidth = 256, kOutputs = 64;
+
+HostTensor bf16_weight(uint64_t seed) {
+  const std::vector<float> values =
+      testing::random_values(static_cast<size_t>(kOutputs * kWidth), seed, 0.5f);
+  auto bytes = std::make_shared<std::vector<std::byte>>(2 * values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    const uint16_t bits = f32_to_bf16(values[i]);
+    std::memcpy(bytes->data() + 2 * i, &bits, 2);
+  }
+  HostTensor tensor{"w", DType::BF16, {kOutputs, kWidth}, *bytes, nullptr};
+  tensor.owner = bytes;
+  return tensor;
+}
+
+// The products of the sequence on one backend: two GEMMs of x, x doubled in place, a GEMM of
+// the doubled x, then x's memory freed and a new x (fresh values) multiplied.
+std::vector<std::vector<float>> run_sequence(Backend& backend) {
+  const Tensor first = backend.upload_weight(bf16_weight(1));
+  const Tensor second = backend.upload_weight(bf16_weight(2));
+  std::vector<std::vector<float>> products;
+  auto product = [&](const Tensor& x, const Tensor& weight) {
+    Tensor out = backend.empty({kRows, kOutputs});
+    backend.matmul(out, x, weight, nullptr);
+    products.push_back(backend.to_host(out));
+  };
+  const size_t count = static_cast<size_t>(kRows * kWidth);
+  {
+    Tensor x = backend.from_host(testing::random_values(count, 3), {kRows, kWidth});
+    Tensor q = backend.empty({kRows, kOutputs}), k = backend.empty({kRows, kOutputs});
+    backend.matmul(q, x, first, nullptr);  // back to back, as a layer's projections run
+    backend.matmul(k, x, second, nullptr);
+    products.push_back(backend.to_host(q));
+    products.push_back(backend.to_host(k));
+    backend.add(x, x, x);
+    product(x, first);
+  }
+  Tensor replacement = backend.from_host(testing::random_values(count, 4), {kRows, kWidth});
+  product(replacement, second);
+  return products;
+}
+
+TEST(CudaGemmRounding, ReusedRoundingIsNeverStale) {
+  if (auto reason = testing::skip_reason("cuda"); !reason.empty()) GTEST_SKIP() << reason;
+  auto cpu = make_cpu_backend();
+  auto cuda = make_backend("cuda");
+  const auto expected = run_sequence(*cpu);
+  const auto actual = run_sequence(*cuda);
+  ASSERT_EQ(actual.size(), expected.size());
+  // x rounds to bf16 (2^-9 relative; float32 sums add less): a product moves by at most 2^-8 of
+  // sum |x w| <= kWidth * max|x| * max|w| (x in [-1, 1], doubled for product 2; w in
+  // [-0.5, 0.5]).
+  const double bound = std::ldexp(kWidth * 1.0 * 0.5, -8);
+  const double scale[] = {1.0, 1.0, 2.0, 1.0};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_LE(testing::max_abs_difference(actual[i], expected[i]), scale[i] * bound)
+        << "product " << i;
+  }
+  // A stale copy would be caught: product 2 from the undoubled x is product 0, and product 3
+  // from the doubled x is twice product 1, both far outside the bound.
+  std::vector<float> doubled = expected[1];
+  for (float& value : doubled) value *= 2.0f;
+  EXPECT_GT(testing::max_abs_difference(expected[2], expected[0]), 4 * scale[2] * bound);
+  EXPECT_GT(testing::max_abs_difference(expected[3], doubled), 4 * bound);
+}
+
+}  // namespace
+}  // namespace flow2
