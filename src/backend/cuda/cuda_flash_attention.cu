@@ -1,16 +1,19 @@
-// Prompt attention on bf16 tensor cores, flash-attention style: a block takes 64 queries of one
+// Prompt attention on bf16 tensor cores, flash-attention style: a block takes 32 queries of one
 // head, streams the keys and values in tiles of 64 through shared memory, and keeps a running
 // maximum, sum and output per query in registers; no [queries, keys] matrix exists anywhere.
 //
-// Each warp owns 16 query rows and issues mma.sync m16n8k16 (bf16 in, float32 accumulate):
-// S = Q K^T takes Q's fragments from registers (read once from q) and K's from shared memory by
-// ldmatrix; the softmax runs on S's accumulators, which already have the layout of the A operand
-// of P V, so P never leaves registers; V's fragments come from the same row-major tiles by
-// ldmatrix's transposing form. Tiles are double-buffered: a bf16 cache is copied with cp.async
-// into one buffer while the block computes on the other (a float32 cache is converted through
-// registers). Shared-memory rows are padded by 8 elements, so that the 8 rows an ldmatrix reads
-// fall in different banks. Blocks of the last (longest, under the causal mask) query tiles are
-// launched first, so that short ones fill the tail.
+// Four warps: two own 16 query rows each, and each tile's keys are split between two groups of
+// them (keys 0-31 and 32-63), which keep separate running states and merge them through shared
+// memory at the end; so the longest query tile, which bounds a short prompt's time, walks its
+// keys at twice the pace of one warp per row. Warps issue mma.sync m16n8k16 (bf16 in, float32
+// accumulate): S = Q K^T takes Q's fragments from registers (read once from q) and K's from
+// shared memory by ldmatrix; the softmax runs on S's accumulators, which already have the
+// layout of the A operand of P V, so P never leaves registers; V's fragments come from the same
+// row-major tiles by ldmatrix's transposing form. Tiles are double-buffered: a bf16 cache is
+// copied with cp.async into one buffer while the block computes on the other (a float32 cache
+// is converted through registers). Shared-memory rows are padded by 8 elements, so that the 8
+// rows an ldmatrix reads fall in different banks. Blocks of the last (longest, under the causal
+// mask) query tiles are launched first, so that short ones fill the tail.
 #include <cuda_bf16.h>
 
 #include <cfloat>
@@ -25,8 +28,10 @@ namespace flow2::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kQueries = 16 * kWarps;  // per block
-constexpr int kKeys = 64;              // per tile
+constexpr int kQueryWarps = 2;              // warps 0-1 and 2-3 own the same query rows
+constexpr int kQueries = 16 * kQueryWarps;  // per block
+constexpr int kKeys = 64;                   // per tile
+constexpr int kGroupKeys = kKeys / (kWarps / kQueryWarps);  // per warp and tile
 constexpr int kPad = 8;
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -93,10 +98,10 @@ __device__ inline void fill_tile(__nv_bfloat16* buffer, const float* keys, const
 template <int D, typename Cache>
 __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
   begin_after_prior_kernels();
-  constexpr int kStride = D + kPad;     // K and V rows in shared memory
-  constexpr int kChunks = D / 16;       // k-steps of Q K^T
-  constexpr int kDimTiles = D / 8;      // n-tiles of P V
-  constexpr int kKeyTiles = kKeys / 8;  // n-tiles of Q K^T
+  constexpr int kStride = D + kPad;          // K and V rows in shared memory
+  constexpr int kChunks = D / 16;            // k-steps of Q K^T
+  constexpr int kDimTiles = D / 8;           // n-tiles of P V
+  constexpr int kKeyTiles = kGroupKeys / 8;  // n-tiles of Q K^T
   extern __shared__ __align__(16) unsigned char shared[];
   auto* buffers = reinterpret_cast<__nv_bfloat16*>(shared);
 
@@ -108,7 +113,10 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
   const int64_t kv_head = head / (p.n_heads / p.n_kv_heads);
   const int64_t n_past = p.device_n_past ? p.device_n_past[b] : p.n_past;
   const int64_t q_width = p.n_heads * D, kv_width = p.n_kv_heads * D;
-  const int row = warp * 16 + g;  // this lane's rows: row and row + 8 of the block
+  // Warps w and w + kQueryWarps own query rows 16 w .. 16 w + 15 and keys `group` * kGroupKeys ..
+  // of every tile.
+  const int query_warp = warp % kQueryWarps, group = warp / kQueryWarps;
+  const int row = query_warp * 16 + g;  // this lane's rows: row and row + 8 of the block
 
   // Q's A fragments straight from q (rows past the prompt are zeros).
   uint32_t q_fragments[kChunks][4];
@@ -138,7 +146,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
   float out[kDimTiles][4] = {};
   float running_max[2] = {-INFINITY, -INFINITY}, running_sum[2] = {0.0f, 0.0f};
   const int64_t position[2] = {n_past + first_query + row, n_past + first_query + row + 8};
-  const int64_t warp_first_position = n_past + first_query + warp * 16;
+  const int64_t warp_first_position = n_past + first_query + query_warp * 16;
   const int64_t last_query = min(first_query + kQueries, p.n_tokens) - 1;
   const int64_t key_end = n_past + last_query + 1;
   const int64_t key_begin =
@@ -151,18 +159,21 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
   fill_tile<D>(buffers, keys, values, kv_width, key_begin, key_end);
   commit_copies();
   for (int tile = 0; tile < tiles; ++tile) {
-    const int64_t first_key = key_begin + int64_t{tile} * kKeys;
+    const int64_t tile_key = key_begin + int64_t{tile} * kKeys;
     if (tile + 1 < tiles) {
       // The other buffer was last read in the previous iteration, before its closing barrier.
       fill_tile<D>(buffers + 2 * kTileElements<D> * ((tile + 1) & 1), keys, values, kv_width,
-                   first_key + kKeys, key_end);
+                   tile_key + kKeys, key_end);
       commit_copies();
       wait_copies<1>();
     } else {
       wait_copies<0>();
     }
     __syncthreads();
-    const __nv_bfloat16* k_tile = buffers + 2 * kTileElements<D> * (tile & 1);
+    // This warp's keys of the tile: rows `group` * kGroupKeys .. of K and V.
+    const int64_t first_key = tile_key + group * kGroupKeys;
+    const __nv_bfloat16* k_tile =
+        buffers + 2 * kTileElements<D> * (tile & 1) + group * kGroupKeys * kStride;
     const __nv_bfloat16* v_tile = k_tile + kTileElements<D>;
 
     float scores[kKeyTiles][4] = {};
@@ -180,7 +191,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
     }
     // Scale and mask: element e of tile j is key first_key + 8j + 2t + (e & 1) of row e / 2.
     // Tiles wholly before the warp's first query need no causal mask.
-    const bool masked = p.window > 0 || first_key + kKeys - 1 > warp_first_position;
+    const bool masked = p.window > 0 || first_key + kGroupKeys - 1 > warp_first_position;
     float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int j = 0; j < kKeyTiles; ++j) {
@@ -224,7 +235,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
     }
     // out += P V, 16 keys per k-step: score tiles 2s and 2s + 1 are the A fragment.
 #pragma unroll
-    for (int s = 0; s < kKeys / 16; ++s) {
+    for (int s = 0; s < kGroupKeys / 16; ++s) {
       const uint32_t a[4] = {pack_bf16(scores[2 * s][0], scores[2 * s][1]),
                              pack_bf16(scores[2 * s][2], scores[2 * s][3]),
                              pack_bf16(scores[2 * s + 1][0], scores[2 * s + 1][1]),
@@ -243,9 +254,47 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(AttentionParams p) {
     __syncthreads();  // this buffer is refilled in the next iteration
   }
 
+  // Merge the key groups: the second hands its state to the first through shared memory (the
+  // buffers are free: the loop ended at a barrier). Each lane's values keep their fragment
+  // places, so lanes exchange with the lane of the same role.
+  constexpr int kState = 4 * kDimTiles + 4;  // out, running max and sum per lane
+  float* exchange = reinterpret_cast<float*>(shared) + query_warp * kState * 32;
+  if (group == 1) {
+#pragma unroll
+    for (int n = 0; n < kDimTiles; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) exchange[(4 * n + e) * 32 + lane] = out[n][e];
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      exchange[(4 * kDimTiles + r) * 32 + lane] = running_max[r];
+      exchange[(4 * kDimTiles + 2 + r) * 32 + lane] = running_sum[r];
+    }
+  }
+  __syncthreads();
+  if (group == 1) return;
+  float own_scale[2], other_scale[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const float inverse = 1.0f / quad_sum(running_sum[r]);  // every lane takes part
+    const float other_max = exchange[(4 * kDimTiles + r) * 32 + lane];
+    const float merged = fmaxf(running_max[r], other_max);  // finite: every query sees a key
+    own_scale[r] = exp2f(running_max[r] - merged);
+    other_scale[r] = exp2f(other_max - merged);
+    running_sum[r] = running_sum[r] * own_scale[r] +
+                     exchange[(4 * kDimTiles + 2 + r) * 32 + lane] * other_scale[r];
+  }
+#pragma unroll
+  for (int n = 0; n < kDimTiles; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      out[n][e] =
+          out[n][e] * own_scale[e >> 1] + exchange[(4 * n + e) * 32 + lane] * other_scale[e >> 1];
+    }
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float inverse = 1.0f / quad_sum(running_sum[r]);  // every lane of the warp takes part
     const int64_t query = first_query + row + 8 * r;
     if (query >= p.n_tokens) continue;
     float* result = p.out + (b * p.n_tokens + query) * q_width + head * D + 2 * t;
