@@ -23,8 +23,10 @@ std::vector<float> uniform(size_t count, std::mt19937& random) {
 }
 
 // The largest |cuda - cpu| over the output, for one shape; `bf16_cache`: the CUDA side keeps
-// its cache in make_cache_tensor's bf16, written with kv_write.
-double flash_error(const AttentionShape& shape, uint64_t seed, bool bf16_cache = false) {
+// its cache in make_cache_tensor's bf16, written with kv_write; `key_groups`: the prompt
+// kernel's split of each key tile (1 or 2; 0 lets it choose).
+double flash_error(const AttentionShape& shape, uint64_t seed, bool bf16_cache = false,
+                   int key_groups = 0) {
   std::mt19937 random(static_cast<uint32_t>(seed));
   const int64_t capacity = shape.n_past + shape.n_tokens + 5;
   const int64_t q_width = shape.n_heads * shape.head_dim,
@@ -62,6 +64,7 @@ double flash_error(const AttentionShape& shape, uint64_t seed, bool bf16_cache =
   auto cpu = make_cpu_backend();
   auto cuda = make_backend("cuda");
   dynamic_cast<CudaBackend&>(*cuda).set_tensor_core_attention(true);
+  dynamic_cast<CudaBackend&>(*cuda).set_attention_key_groups(key_groups);
   auto expected = run(*cpu, false);
   auto actual = run(*cuda, bf16_cache);
   for (float value : actual) {
@@ -82,16 +85,20 @@ TEST(CudaFlashAttention, MatchesFloat32AttentionWithinBf16Rounding) {
       {1, 200, 150, 4, 2, 128, 0.088f, 50},  // window far from the first key
       {3, 20, 300, 6, 3, 64, 0.125f, 0},     // many past keys, few queries
   };
-  uint64_t seed = 1;
-  for (const AttentionShape& shape : shapes) {
-    // Inputs in [-1, 1]: q, k and v round to bf16 (2^-9 relative) and so do the weights p;
-    // outputs are averages of v, so 1e-2 bounds the error with room.
-    const double error = flash_error(shape, seed);
-    EXPECT_LE(error, 1e-2) << "tokens " << shape.n_tokens << " past " << shape.n_past
-                           << " head_dim " << shape.head_dim << " window " << shape.sliding_window;
-    // The same over a bf16 cache: the kernel rounds keys and values to bf16 either way.
-    EXPECT_LE(flash_error(shape, seed, true), 1e-2) << "bf16 cache, tokens " << shape.n_tokens;
-    ++seed;
+  for (int groups : {1, 2}) {
+    uint64_t seed = 1;
+    for (const AttentionShape& shape : shapes) {
+      // Inputs in [-1, 1]: q, k and v round to bf16 (2^-9 relative) and so do the weights p;
+      // outputs are averages of v, so 1e-2 bounds the error with room.
+      const double error = flash_error(shape, seed, false, groups);
+      EXPECT_LE(error, 1e-2) << "key groups " << groups << ", tokens " << shape.n_tokens << " past "
+                             << shape.n_past << " head_dim " << shape.head_dim << " window "
+                             << shape.sliding_window;
+      // The same over a bf16 cache: the kernel rounds keys and values to bf16 either way.
+      EXPECT_LE(flash_error(shape, seed, true, groups), 1e-2)
+          << "key groups " << groups << ", bf16 cache, tokens " << shape.n_tokens;
+      ++seed;
+    }
   }
 }
 

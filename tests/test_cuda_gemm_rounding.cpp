@@ -4,6 +4,7 @@
 // one x still match the CPU. Built with the toolkit; skips without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -34,15 +35,33 @@ HostTensor bf16_weight(uint64_t seed) {
 }
 
 // The products of the sequence on one backend: two GEMMs of x, x doubled in place, a GEMM of
-// the doubled x, then x's memory freed and a new x (fresh values) multiplied.
-std::vector<std::vector<float>> run_sequence(Backend& backend) {
+// the doubled x, then x's memory freed and a new x (fresh values) multiplied; then GEMMs of the
+// outputs of ops that write their rounding themselves (add_rms_norm, gated_activation), once
+// right after them and once after another op changed that output.
+struct Products {
+  std::vector<std::vector<float>> products;
+  std::vector<double> largest_row_sums;  // of |x| over a row, per product
+};
+
+Products run_sequence(Backend& backend) {
   const Tensor first = backend.upload_weight(bf16_weight(1));
   const Tensor second = backend.upload_weight(bf16_weight(2));
-  std::vector<std::vector<float>> products;
+  Products run;
+  auto record = [&](const Tensor& x, const Tensor& out) {
+    run.products.push_back(backend.to_host(out));
+    const std::vector<float> values = backend.to_host(x);
+    double largest = 0.0;
+    for (int64_t row = 0; row < kRows; ++row) {
+      double sum = 0.0;
+      for (int64_t j = 0; j < kWidth; ++j) sum += std::fabs(values[row * kWidth + j]);
+      largest = std::max(largest, sum);
+    }
+    run.largest_row_sums.push_back(largest);
+  };
   auto product = [&](const Tensor& x, const Tensor& weight) {
     Tensor out = backend.empty({kRows, kOutputs});
     backend.matmul(out, x, weight, nullptr);
-    products.push_back(backend.to_host(out));
+    record(x, out);
   };
   const size_t count = static_cast<size_t>(kRows * kWidth);
   {
@@ -50,38 +69,51 @@ std::vector<std::vector<float>> run_sequence(Backend& backend) {
     Tensor q = backend.empty({kRows, kOutputs}), k = backend.empty({kRows, kOutputs});
     backend.matmul(q, x, first, nullptr);  // back to back, as a layer's projections run
     backend.matmul(k, x, second, nullptr);
-    products.push_back(backend.to_host(q));
-    products.push_back(backend.to_host(k));
+    record(x, q);
+    record(x, k);
     backend.add(x, x, x);
     product(x, first);
   }
   Tensor replacement = backend.from_host(testing::random_values(count, 4), {kRows, kWidth});
   product(replacement, second);
-  return products;
+
+  Tensor residual = backend.from_host(testing::random_values(count, 5), {kRows, kWidth});
+  const Tensor norm_weight =
+      backend.from_host(testing::random_values(static_cast<size_t>(kWidth), 6), {kWidth});
+  Tensor normed = backend.empty({kRows, kWidth});
+  backend.add_rms_norm(residual, replacement, normed, norm_weight, 1e-5f);
+  product(normed, first);
+  backend.add_rms_norm(residual, replacement, normed, norm_weight, 1e-5f);
+  backend.add(normed, normed, replacement);
+  product(normed, second);
+  const Tensor gate = backend.from_host(testing::random_values(count, 7), {kRows, kWidth});
+  Tensor gated = backend.empty({kRows, kWidth});
+  backend.gated_activation(gated, gate, replacement, Activation::Silu);
+  product(gated, first);
+  return run;
 }
 
 TEST(CudaGemmRounding, ReusedRoundingIsNeverStale) {
   if (auto reason = testing::skip_reason("cuda"); !reason.empty()) GTEST_SKIP() << reason;
   auto cpu = make_cpu_backend();
   auto cuda = make_backend("cuda");
-  const auto expected = run_sequence(*cpu);
-  const auto actual = run_sequence(*cuda);
-  ASSERT_EQ(actual.size(), expected.size());
+  const Products expected = run_sequence(*cpu);
+  const Products actual = run_sequence(*cuda);
+  ASSERT_EQ(actual.products.size(), expected.products.size());
   // x rounds to bf16 (2^-9 relative; float32 sums add less): a product moves by at most 2^-8 of
-  // sum |x w| <= kWidth * max|x| * max|w| (x in [-1, 1], doubled for product 2; w in
-  // [-0.5, 0.5]).
-  const double bound = std::ldexp(kWidth * 1.0 * 0.5, -8);
-  const double scale[] = {1.0, 1.0, 2.0, 1.0};
-  for (size_t i = 0; i < expected.size(); ++i) {
-    EXPECT_LE(testing::max_abs_difference(actual[i], expected[i]), scale[i] * bound)
+  // sum |x w| <= 0.5 sum |x| (weights in [-0.5, 0.5]).
+  std::vector<double> bound;
+  for (double sum : expected.largest_row_sums) bound.push_back(std::ldexp(0.5 * sum, -8));
+  for (size_t i = 0; i < expected.products.size(); ++i) {
+    EXPECT_LE(testing::max_abs_difference(actual.products[i], expected.products[i]), bound[i])
         << "product " << i;
   }
   // A stale copy would be caught: product 2 from the undoubled x is product 0, and product 3
   // from the doubled x is twice product 1, both far outside the bound.
-  std::vector<float> doubled = expected[1];
+  std::vector<float> doubled = expected.products[1];
   for (float& value : doubled) value *= 2.0f;
-  EXPECT_GT(testing::max_abs_difference(expected[2], expected[0]), 4 * scale[2] * bound);
-  EXPECT_GT(testing::max_abs_difference(expected[3], doubled), 4 * bound);
+  EXPECT_GT(testing::max_abs_difference(expected.products[2], expected.products[0]), 4 * bound[2]);
+  EXPECT_GT(testing::max_abs_difference(expected.products[3], doubled), 4 * bound[3]);
 }
 
 }  // namespace

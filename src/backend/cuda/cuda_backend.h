@@ -89,6 +89,8 @@ class CudaBackend final : public Backend {
   // Prompt attention on bf16 tensor cores (on once a 16-bit or block-quantized matrix is
   // uploaded: float32 checkpoints keep float32 attention, as on the CPU).
   void set_tensor_core_attention(bool on) { tensor_core_attention_ = on; }
+  // Prompt attention's key groups (cuda_flash_attention.cu): 1 or 2, or 0 to choose by shape.
+  void set_attention_key_groups(int groups) { attention_key_groups_ = groups; }
   // Queries per sequence from which attention takes the tensor-core kernel.
   static constexpr int64_t kTensorCoreAttentionMinTokens = 16;
 
@@ -109,11 +111,17 @@ class CudaBackend final : public Backend {
   // out = x * W^T through cuBLAS (prompts): bf16/f16 tensor cores with float32 accumulation,
   // or float32 sgemm for float32 weights.
   void gemm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias);
+  // Where an op that writes `out` (float32, a GEMM's likely x: more rows than the GEMV kernels
+  // take) also writes it rounded to bf16, so that the GEMM skips its rounding
+  // (Context::set_rounded); null for fewer rows. keep_rounding records it after the op's submit.
+  void* rounding_for_gemm(const Tensor& out);
+  void keep_rounding(const Tensor& out, void* rounded);
 
   std::shared_ptr<cuda::Context> context_;
   bool graphs_;  // decoding steps replay as CUDA graphs
   std::shared_ptr<cuda::WeightUploader> uploader_;
   bool tensor_core_attention_ = false;
+  int attention_key_groups_ = 0;
 };
 
 // The kernels' name for an activation.

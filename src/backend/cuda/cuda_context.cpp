@@ -81,7 +81,6 @@ Context::~Context() {
 }
 
 void* Context::allocate(size_t bytes) {
-  rounded_ = {};  // new memory may take the rounded matrix's place
   if (bytes == 0) return nullptr;
   if (in_step()) {
     if (void* pointer = arena_allocate(bytes)) return pointer;
@@ -104,7 +103,7 @@ void* Context::pool_allocate(size_t bytes) {
 }
 
 void Context::release(void* pointer) {
-  rounded_ = {};
+  rounded_ = {};  // the memory may come back as another tensor
   if (!pointer || in_arena(pointer)) return;
   if (in_step()) {
     deferred_frees_.push_back(pointer);  // queued launches of this step may still use it
@@ -130,6 +129,7 @@ bool Context::in_arena(const void* pointer) const {
 }
 
 void Context::begin_step() {
+  rounded_ = {};  // the arena's memory comes back as this step's tensors
   if (arena_wanted_ > arena_bytes_) {
     // The last step outgrew the arena: a larger one, and graphs that point into it go.
     synchronize();

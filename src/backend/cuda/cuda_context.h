@@ -75,13 +75,16 @@ class Context {
   }
   const StepGraphs& graphs() const { return graphs_; }
 
-  // A GEMM rounds its float32 x to 16 bits into scratch slot 0 (cuda_matmul.cpp). The copy stays
-  // valid until the next op is submitted or memory is allocated or freed, so a GEMM that follows
-  // on the same x (a layer's q, k and v; gate and up) finds it there: set_rounded records it
-  // after the GEMM's submit, holds_rounded asks before the next one's.
+  // A GEMM rounds its float32 x to 16 bits into scratch slot 0 (cuda_matmul.cpp); an op whose
+  // output a GEMM reads next may write that rounding itself (add_rms_norm, gated_activation,
+  // prompt attention). The copy stays valid until the next op is submitted, memory is freed,
+  // a step begins or host data is copied in (forget_rounded), so the GEMMs that follow on the
+  // same x (a layer's q, k and v; gate and up) find it there: set_rounded records it after the
+  // writer's submit, holds_rounded asks before the next GEMM's.
   void set_rounded(const void* source, int64_t elements, bool half, const void* copy) {
     rounded_ = {source, elements, half, copy};
   }
+  void forget_rounded() { rounded_ = {}; }
   bool holds_rounded(const void* source, int64_t elements, bool half, const void* copy) const {
     return rounded_.source == source && rounded_.elements == elements && rounded_.half == half &&
            rounded_.copy == copy && source != nullptr;

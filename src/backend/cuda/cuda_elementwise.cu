@@ -127,10 +127,13 @@ __global__ void rope_kernel(float* x, int64_t rows, int64_t heads, int64_t head_
 }
 
 __global__ void gated_kernel(float* out, const float* gate, const float* up, int64_t count,
-                             ActivationKind activation) {
+                             ActivationKind activation, __nv_bfloat16* out_bf16) {
   begin_after_prior_kernels();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < count) out[i] = activate(gate[i], activation) * up[i];
+  if (i >= count) return;
+  const float value = activate(gate[i], activation) * up[i];
+  out[i] = value;
+  if (out_bf16) out_bf16[i] = __float2bfloat16_rn(value);
 }
 
 __global__ void activation_kernel(float* x, int64_t count, ActivationKind activation) {
@@ -271,10 +274,10 @@ void rope(float* x, int64_t rows, int64_t heads, int64_t head_dim, const int32_t
 }
 
 void gated_activation(float* out, const float* gate, const float* up, int64_t count,
-                      ActivationKind activation, cudaStream_t stream) {
+                      ActivationKind activation, void* out_bf16, cudaStream_t stream) {
   if (count == 0) return;
   launch_kernel(gated_kernel, blocks_for(count), kThreads, 0, stream, out, gate, up, count,
-                activation);
+                activation, static_cast<__nv_bfloat16*>(out_bf16));
   check_launch("gated_activation");
 }
 

@@ -1,5 +1,7 @@
 // Fused kernels for decoding: each does the work of several ops in one launch and one pass, with
 // the same float operations in the same order as the ops it replaces (so results are equal).
+#include <cuda_bf16.h>
+
 #include "backend/cuda/cuda_cache_access.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
@@ -17,7 +19,8 @@ constexpr int kThreads = 256;
 template <int kPerThread>
 __global__ void add_rms_norm_kernel(float* __restrict__ x, const float* __restrict__ delta,
                                     float* __restrict__ out, const float* __restrict__ weight,
-                                    int64_t width, float eps) {
+                                    int64_t width, float eps,
+                                    __nv_bfloat16* __restrict__ out_bf16) {
   begin_after_prior_kernels();
   float* row = x + blockIdx.x * width;
   const float* added = delta + blockIdx.x * width;
@@ -42,14 +45,19 @@ __global__ void add_rms_norm_kernel(float* __restrict__ x, const float* __restri
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
     const int64_t j = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
-    if (j < width) result[j] = __fmul_rn(weight[j], __fmul_rn(values[i], inverse_rms));
+    if (j < width) {
+      const float value = __fmul_rn(weight[j], __fmul_rn(values[i], inverse_rms));
+      result[j] = value;
+      if (out_bf16) out_bf16[blockIdx.x * width + j] = __float2bfloat16_rn(value);
+    }
   }
 }
 
 // Rows wider than 64 values per thread: the plain loops.
 __global__ void add_rms_norm_wide_kernel(float* __restrict__ x, const float* __restrict__ delta,
                                          float* __restrict__ out, const float* __restrict__ weight,
-                                         int64_t width, float eps) {
+                                         int64_t width, float eps,
+                                         __nv_bfloat16* __restrict__ out_bf16) {
   begin_after_prior_kernels();
   float* row = x + blockIdx.x * width;
   const float* added = delta + blockIdx.x * width;
@@ -63,7 +71,9 @@ __global__ void add_rms_norm_wide_kernel(float* __restrict__ x, const float* __r
   sum_squares = block_sum(sum_squares);
   const float inverse_rms = inverse_root_mean(sum_squares, width, eps);
   for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
-    result[j] = __fmul_rn(weight[j], __fmul_rn(row[j], inverse_rms));
+    const float value = __fmul_rn(weight[j], __fmul_rn(row[j], inverse_rms));
+    result[j] = value;
+    if (out_bf16) out_bf16[blockIdx.x * width + j] = __float2bfloat16_rn(value);
   }
 }
 
@@ -121,13 +131,13 @@ __global__ void rope_and_cache_kernel(RopeCacheParams p) {
 }  // namespace
 
 void add_rms_norm(float* x, const float* delta, float* out, const float* weight, int64_t rows,
-                  int64_t width, float eps, cudaStream_t stream) {
+                  int64_t width, float eps, void* out_bf16, cudaStream_t stream) {
   if (rows == 0) return;
   // Values per thread: the fewest of 4, 8, 16, 32 and 64 that cover the row (16 for 4096).
   const int64_t per_thread = (width + kThreads - 1) / kThreads;
   auto launch = [&](auto kernel) {
     launch_kernel(kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x, delta, out, weight,
-                  width, eps);
+                  width, eps, static_cast<__nv_bfloat16*>(out_bf16));
   };
   if (per_thread <= 4) {
     launch(add_rms_norm_kernel<4>);

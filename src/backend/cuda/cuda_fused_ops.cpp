@@ -22,12 +22,14 @@ void CudaBackend::add_rms_norm(Tensor& x, const Tensor& delta, Tensor& out, cons
   float* result = out.data_as<float>();
   const float* scale = weight.data_as<float>();
   const int64_t rows = x.rows(), width = x.cols();
+  void* rounded = rounding_for_gemm(out);
   context_->submit(
       "add_rms_norm",
       [=](cudaStream_t stream) {
-        cuda::add_rms_norm(values, added, result, scale, rows, width, eps, stream);
+        cuda::add_rms_norm(values, added, result, scale, rows, width, eps, rounded, stream);
       },
-      values, added, result, scale, rows, width, eps);
+      values, added, result, scale, rows, width, eps, rounded);
+  keep_rounding(out, rounded);
 }
 
 void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache,

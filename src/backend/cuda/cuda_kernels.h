@@ -69,8 +69,10 @@ void layer_norm(float* out, const float* x, const float* weight, const float* bi
 // In place, rotate-half layout, angle = float(position) * inv_freq[i].
 void rope(float* x, int64_t rows, int64_t heads, int64_t head_dim, const int32_t* positions,
           const float* inv_freq, cudaStream_t stream);
+// out_bf16, when set, receives out rounded to bf16 as convert_f32_to_bf16 rounds it (the x of
+// the GEMM that follows, cuda_matmul.cpp); also for add_rms_norm and flash_attention.
 void gated_activation(float* out, const float* gate, const float* up, int64_t count,
-                      ActivationKind activation, cudaStream_t stream);
+                      ActivationKind activation, void* out_bf16, cudaStream_t stream);
 void activation(float* x, int64_t count, ActivationKind activation, cudaStream_t stream);
 void add(float* out, const float* a, const float* b, int64_t count, cudaStream_t stream);
 // Rows x [batch * n_tokens, width] to rows n_past.. of each sequence of cache
@@ -107,7 +109,7 @@ void apply_penalties(float* scores, int64_t rows, int64_t vocab, const int32_t* 
 
 // Fused ops (cuda_fused.cu). x += delta, out = rms_norm(x) * weight.
 void add_rms_norm(float* x, const float* delta, float* out, const float* weight, int64_t rows,
-                  int64_t width, float eps, cudaStream_t stream);
+                  int64_t width, float eps, void* out_bf16, cudaStream_t stream);
 // rope of q and k in place (when inv_freq is set), k and v written to their caches at rows
 // n_past.. of each sequence (device_n_past[b] for sequence b when that is set).
 struct RopeCacheParams {
@@ -131,6 +133,8 @@ struct AttentionParams {
   const void* v = nullptr;
   bool bf16_cache = false;
   float* out = nullptr;      // like q
+  void* out_bf16 = nullptr;  // flash_attention only: out rounded to bf16 as well (when set)
+  int64_t key_groups = 0;    // flash_attention only: 1 or 2 (tests); 0 chooses by the shape
   float* partial = nullptr;  // splits > 1: [splits, batch * n_tokens * n_heads, head_dim + 2]
   int64_t batch = 1, n_tokens = 1, n_past = 0, n_heads = 1, n_kv_heads = 1, head_dim = 1;
   int64_t capacity = 1, window = 0;

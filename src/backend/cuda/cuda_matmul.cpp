@@ -106,6 +106,15 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, con
   gemm(out, x, weight, bias);
 }
 
+void* CudaBackend::rounding_for_gemm(const Tensor& out) {
+  if (out.rows() <= cuda::kGemvMaxRows || out.dtype() != DType::F32) return nullptr;
+  return context_->scratch(0, static_cast<size_t>(out.numel()) * 2);
+}
+
+void CudaBackend::keep_rounding(const Tensor& out, void* rounded) {
+  if (rounded) context_->set_rounded(out.data(), out.numel(), false, rounded);
+}
+
 void CudaBackend::gemm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias) {
   const int64_t m = x.rows(), k = x.cols(), n = weight.rows();
   cublasHandle_t handle = context_->cublas();

@@ -106,6 +106,7 @@ Tensor CudaBackend::upload_weight(const HostTensor& host) {
   const bool matrix = host.shape.size() == 2;
   const DType dtype = cuda::device_weight_dtype(host);
   if (matrix && dtype != DType::F32) tensor_core_attention_ = true;
+  context_->forget_rounded();  // the copies below write outside submitted ops
   if (auto split = cuda::split_weight_dtype(host)) return upload_split(host, *split);
   Tensor tensor = allocate(dtype, host.shape);
   // Through pinned buffers on a copy stream; the stream waits for the copies (cuda_upload.h).
@@ -117,6 +118,7 @@ Tensor CudaBackend::from_host(std::span<const float> values, Shape shape) {
   check(shape_numel(shape) == static_cast<int64_t>(values.size()), "{} values do not fill shape {}",
         values.size(), shape_string(shape));
   Tensor tensor = allocate(DType::F32, std::move(shape));
+  context_->forget_rounded();
   if (!values.empty()) {
     // From pageable memory the copy has read `values` when it returns.
     cuda::check_cuda(cudaMemcpyAsync(tensor.data(), values.data(), values.size_bytes(),

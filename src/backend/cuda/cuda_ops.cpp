@@ -196,11 +196,15 @@ void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
       cuda::flash_attention_supported(head_dim)) {
     params.device_n_past = staged_past(shape.batch, shape.n_past, shape.past);
     if (params.device_n_past) params.n_past = 0;
+    params.out_bf16 = rounding_for_gemm(out);
+    params.key_groups = attention_key_groups_;
     context_->submit(
         "flash_attention", [=](cudaStream_t stream) { cuda::flash_attention(params, stream); },
-        params.q, params.k, params.v, params.bf16_cache, params.out, params.batch, params.n_tokens,
-        params.n_past, params.n_heads, params.n_kv_heads, params.head_dim, params.capacity,
-        params.window, params.scale, params.device_n_past);
+        params.q, params.k, params.v, params.bf16_cache, params.out, params.out_bf16,
+        params.key_groups, params.batch, params.n_tokens, params.n_past, params.n_heads,
+        params.n_kv_heads, params.head_dim, params.capacity, params.window, params.scale,
+        params.device_n_past);
+    keep_rounding(out, params.out_bf16);
     return;
   }
   // Split the keys when the queries alone give fewer than two blocks per multiprocessor (decode),
@@ -235,10 +239,14 @@ void CudaBackend::gated_activation(Tensor& out, const Tensor& gate, const Tensor
   const float* ups = up.data_as<float>();
   const int64_t count = out.numel();
   const cuda::ActivationKind kind = activation_kind(activation);
+  void* rounded = rounding_for_gemm(out);
   context_->submit(
       "gated_activation",
-      [=](cudaStream_t stream) { cuda::gated_activation(result, gates, ups, count, kind, stream); },
-      result, gates, ups, count, kind);
+      [=](cudaStream_t stream) {
+        cuda::gated_activation(result, gates, ups, count, kind, rounded, stream);
+      },
+      result, gates, ups, count, kind, rounded);
+  keep_rounding(out, rounded);
 }
 
 void CudaBackend::activation(Tensor& x, Activation activation) {
