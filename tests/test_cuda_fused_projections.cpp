@@ -194,6 +194,73 @@ TEST_F(CudaFusedProjections, SharedInputMatmulMatchesTheCpu) {
   }
 }
 
+// Prompts with 16-bit weights: q, k and v (and gate and up) of one x as GEMMs, against the CPU
+// and against matmul; the GEMMs after the first find x rounded already (Context::holds_rounded).
+TEST_F(CudaFusedProjections, PromptProductsMatchTheCpu) {
+  const int64_t k = 512;
+  const std::vector<int64_t> rows = {256, 64, 64};
+  for (DType dtype : {DType::BF16, DType::F16}) {
+    std::vector<HostTensor> hosts;
+    std::vector<Tensor> weights, cpu_weights;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      hosts.push_back(random_weight(dtype, rows[i], k, 40 + i));
+      weights.push_back(cuda_->upload_weight(hosts.back()));
+      cpu_weights.push_back(cpu_->upload_weight(hosts.back()));
+    }
+    const Matrix bias_values = testing::random_values(static_cast<size_t>(rows[0]), 50);
+    const Tensor bias = cuda_->from_host(bias_values, {rows[0]});
+    const Tensor cpu_bias = cpu_->from_host(bias_values, {rows[0]});
+    for (int64_t m : {9, 64}) {
+      const Matrix values = testing::random_values(static_cast<size_t>(m * k), 60 + m);
+      const Tensor x = cuda_->from_host(values, {m, k}), cpu_x = cpu_->from_host(values, {m, k});
+      std::vector<Tensor> outs, cpu_outs;
+      for (int64_t n : rows) {
+        outs.push_back(cuda_->empty({m, n}));
+        cpu_outs.push_back(cpu_->empty({m, n}));
+      }
+      std::vector<Tensor*> out_list = {&outs[0], &outs[1], &outs[2]};
+      std::vector<Tensor*> cpu_out_list = {&cpu_outs[0], &cpu_outs[1], &cpu_outs[2]};
+      const std::vector<const Tensor*> w = {&weights[0], &weights[1], &weights[2]};
+      const std::vector<const Tensor*> cpu_w = {&cpu_weights[0], &cpu_weights[1], &cpu_weights[2]};
+      const std::vector<const Tensor*> b = {&bias, nullptr, nullptr};
+      const std::vector<const Tensor*> cpu_b = {&cpu_bias, nullptr, nullptr};
+      cuda_->shared_input_matmul(out_list, x, w, b);
+      cpu_->shared_input_matmul(cpu_out_list, cpu_x, cpu_w, cpu_b);
+      // x rounds to 16 bits (2^-9 relative at bf16): 2^-8 of sum |x w| <= 0.5 sum |x| bounds a
+      // product's move; the same GEMM through matmul differs at most by float32 sums' order.
+      double largest = 0.0;
+      for (int64_t r = 0; r < m; ++r) {
+        double sum = 0.0;
+        for (int64_t j = 0; j < k; ++j) sum += std::fabs(values[r * k + j]);
+        largest = std::max(largest, sum);
+      }
+      const double bound = std::ldexp(0.5 * largest, -8);
+      for (size_t i = 0; i < rows.size(); ++i) {
+        Tensor alone = cuda_->empty({m, rows[i]});
+        cuda_->matmul(alone, x, weights[i], b[i]);
+        const Matrix result = cuda_->to_host(outs[i]);
+        const std::string what = fmt::format("{} matrix {}, m={}", dtype_name(dtype), i, m);
+        EXPECT_LE(testing::max_abs_difference(result, cpu_->to_host(cpu_outs[i])), bound) << what;
+        EXPECT_LE(testing::max_abs_difference(result, cuda_->to_host(alone)), 1e-4) << what;
+      }
+      // gate and up, then the activation.
+      Tensor gated = cuda_->empty({m, rows[1]}), cpu_gated = cpu_->empty({m, rows[1]});
+      cuda_->gated_matmul(gated, x, weights[1], weights[2], Activation::Silu);
+      cpu_->gated_matmul(cpu_gated, cpu_x, cpu_weights[1], cpu_weights[2], Activation::Silu);
+      // silu(g) u moves by about |u| times g's bound plus |silu(g)| times u's (|silu'| < 1.1).
+      double g_largest = 0.0;  // of |gate x| and |up x|
+      for (int i : {1, 2}) {
+        for (float value : cpu_->to_host(cpu_outs[i])) {
+          g_largest = std::max(g_largest, static_cast<double>(std::fabs(value)));
+        }
+      }
+      EXPECT_LE(testing::max_abs_difference(cuda_->to_host(gated), cpu_->to_host(cpu_gated)),
+                2.2 * (g_largest + bound) * bound + bound * bound)
+          << dtype_name(dtype) << " gated, m=" << m;
+    }
+  }
+}
+
 // Mixed formats, and x rows beyond the GEMV, take the products one by one.
 TEST_F(CudaFusedProjections, OtherProjectionsFallBackToMatmuls) {
   const int64_t k = 256;

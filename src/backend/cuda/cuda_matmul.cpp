@@ -47,6 +47,20 @@ bool takes_mma_split(cuda::WeightFormat format, int64_t m) {
   return m >= mma_split_min_rows() && cuda::mma_split_supported(format, m);
 }
 
+// out[m, n] (float32, ldc n) += or = x16[m, k] * rows[n, k]^T on tensor cores: beta 1 adds to
+// out (a bias broadcast there first), 0 overwrites it.
+void gemm_16bit(cublasHandle_t handle, const void* rows, const void* x16, bool half, float* out,
+                int64_t m, int64_t n, int64_t ldc, int64_t k, bool add) {
+  const float alpha = 1.0f, beta = add ? 1.0f : 0.0f;
+  const cudaDataType type = half ? CUDA_R_16F : CUDA_R_16BF;
+  cuda::check_cublas(
+      cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
+                   static_cast<int>(k), &alpha, rows, type, static_cast<int>(k), x16, type,
+                   static_cast<int>(k), &beta, out, CUDA_R_32F, static_cast<int>(ldc),
+                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+      "matmul gemm");
+}
+
 }  // namespace
 
 bool takes_gemv(const Tensor& x, DType dtype) {
@@ -153,21 +167,15 @@ void CudaBackend::gemm(Tensor& out, const Tensor& x, const Tensor& weight, const
   context_->submit(
       "gemm",
       [=](cudaStream_t stream) {
-        const float alpha = 1.0f, beta = bias_values ? 1.0f : 0.0f;
         if (bias_values) cuda::broadcast_rows(result, bias_values, m, n, stream);
         if (!rounded && half) {
           cuda::convert_f32_to_f16(in, x16, m * k, stream);
         } else if (!rounded) {
           cuda::convert_f32_to_bf16(in, x16, m * k, stream);
         }
-        const cudaDataType type = half ? CUDA_R_16F : CUDA_R_16BF;
         auto run = [&](const void* rows, int64_t first, int64_t count) {
-          cuda::check_cublas(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(count),
-                                          static_cast<int>(m), static_cast<int>(k), &alpha, rows,
-                                          type, static_cast<int>(k), x16, type, static_cast<int>(k),
-                                          &beta, result + first, CUDA_R_32F, static_cast<int>(n),
-                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                             "matmul gemm");
+          gemm_16bit(handle, rows, x16, half, result + first, m, count, n, k,
+                     bias_values != nullptr);
         };
         if (!blocks) {
           run(w, 0, n);
