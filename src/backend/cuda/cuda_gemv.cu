@@ -263,20 +263,7 @@ int warps_per_row(int64_t n, int64_t k) {
 // Calls f with std::integral_constant<int, W> for W, the warps per row that warps_per_row picks.
 template <typename F>
 void with_warps_per_row(int64_t n, int64_t k, F&& f) {
-  switch (warps_per_row(n, k)) {
-    case 1:
-      f(std::integral_constant<int, 1>{});
-      break;
-    case 2:
-      f(std::integral_constant<int, 2>{});
-      break;
-    case 4:
-      f(std::integral_constant<int, 4>{});
-      break;
-    default:
-      f(std::integral_constant<int, 8>{});
-      break;
-  }
+  with_constant<1, 4, 8>(warps_per_row(n, k), std::forward<F>(f));
 }
 
 template <typename W, int M, int WPR>

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "backend/cuda/cuda_kernels.h"
 
@@ -64,34 +65,31 @@ __device__ inline int block_segment(const BlockSegments& table, int64_t& block) 
   return index;
 }
 
+// Calls f with std::integral_constant<int, V> for the first V of kValues that equals `value`,
+// or for the last one: a runtime count as a kernel's template argument.
+template <int kFirst, int... kRest, typename F>
+void with_constant(int64_t value, F&& f) {
+  if constexpr (sizeof...(kRest) == 0) {
+    f(std::integral_constant<int, kFirst>{});
+  } else if (value == kFirst) {
+    f(std::integral_constant<int, kFirst>{});
+  } else {
+    with_constant<kRest...>(value, std::forward<F>(f));
+  }
+}
+
 // Calls f with std::integral_constant<int, S>, the kernels' S: 1 for one segment, else
 // kGemvMaxSegments.
 template <typename F>
 void with_segments(const GemvSegments& segments, F&& f) {
-  if (segments.count == 1) {
-    f(std::integral_constant<int, 1>{});
-  } else {
-    f(std::integral_constant<int, kGemvMaxSegments>{});
-  }
+  with_constant<1, kGemvMaxSegments>(segments.count, std::forward<F>(f));
 }
 
 // Calls f with std::integral_constant<int, M> for m (1 to kGemvMaxRows) rows of x.
 template <typename F>
 void with_rows(int64_t m, F&& f) {
-  switch (m) {
-    case 1:
-      f(std::integral_constant<int, 1>{});
-      break;
-    case 2:
-      f(std::integral_constant<int, 2>{});
-      break;
-    case 3:
-      f(std::integral_constant<int, 3>{});
-      break;
-    default:
-      f(std::integral_constant<int, 4>{});
-      break;
-  }
+  static_assert(kGemvMaxRows == 4, "the rows listed below");
+  with_constant<1, 2, 3, 4>(m, std::forward<F>(f));
 }
 
 }  // namespace flow2::cuda
