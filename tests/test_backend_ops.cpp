@@ -31,8 +31,8 @@ class BackendOps : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(BackendOps, MatmulMatchesReference) {
-  // 1-4 rows take the GEMV kernels on CUDA (k = 30: the unvectorized loop; k = 2048: a row
-  // split over warps; 7000 rows of 4096: one warp a row, 4 loads in flight), more take a GEMM.
+  // 1-4 rows take the GEMV kernels on CUDA (k = 30: the unvectorized loop, one warp a row;
+  // k = 2048 and 4096: a row split over 4 or 8 warps), more take a GEMM.
   const int64_t shapes[][3] = {{1, 64, 48}, {7, 100, 130},  {33, 17, 1},   {128, 256, 64},
                                {4, 30, 5},  {3, 1000, 300}, {2, 2048, 40}, {1, 4096, 7000}};
   uint64_t seed = 1;

@@ -151,6 +151,7 @@ void Context::begin_step() {
 }
 
 void Context::end_step() {
+  rounded_ = {};  // the step's queued writes of the rounding may not have run yet
   if (step_staged_ > 0) {
     check_cuda(cudaMemcpyAsync(step_device_, step_host_[step_buffer_], step_staged_,
                                cudaMemcpyHostToDevice, stream_),
@@ -168,6 +169,7 @@ void Context::end_step() {
 }
 
 void Context::abort_step() {
+  rounded_ = {};  // the dropped queue may have held the write the record points at
   graphs_.discard();
   for (void* pointer : deferred_frees_) cudaFreeAsync(pointer, stream_);
   deferred_frees_.clear();

@@ -78,9 +78,10 @@ class Context {
   // A GEMM rounds its float32 x to 16 bits into scratch slot 0 (cuda_matmul.cpp); an op whose
   // output a GEMM reads next may write that rounding itself (add_rms_norm, gated_activation,
   // prompt attention). The copy stays valid until the next op is submitted, memory is freed,
-  // a step begins or host data is copied in (forget_rounded), so the GEMMs that follow on the
-  // same x (a layer's q, k and v; gate and up) find it there: set_rounded records it after the
-  // writer's submit, holds_rounded asks before the next GEMM's.
+  // a step begins, ends or is dropped, or host data is copied in (forget_rounded), so the GEMMs
+  // that follow on the same x (a layer's q, k and v; gate and up) find it there: set_rounded
+  // records it after the writer's submit, holds_rounded asks before the next GEMM's. Only this
+  // context's ops are seen: tensors must not be written through another backend meanwhile.
   void set_rounded(const void* source, int64_t elements, bool half, const void* copy) {
     rounded_ = {source, elements, half, copy};
   }

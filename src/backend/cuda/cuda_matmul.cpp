@@ -121,7 +121,10 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, con
 }
 
 void* CudaBackend::rounding_for_gemm(const Tensor& out) {
-  if (out.rows() <= cuda::kGemvMaxRows || out.dtype() != DType::F32) return nullptr;
+  // Float32 checkpoints multiply in float32 (sgemm): no GEMM reads a bf16 x there.
+  if (!tensor_core_attention_ || out.rows() <= cuda::kGemvMaxRows || out.dtype() != DType::F32) {
+    return nullptr;
+  }
   return context_->scratch(0, static_cast<size_t>(out.numel()) * 2);
 }
 
