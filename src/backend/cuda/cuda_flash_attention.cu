@@ -333,11 +333,8 @@ void launch_typed(const AttentionParams& p, cudaStream_t stream) {
 // twice the queries (4096 tokens: 738 us against 850).
 int key_groups(const AttentionParams& p) {
   if (p.key_groups == 1 || p.key_groups == 2) return static_cast<int>(p.key_groups);
-  int device = 0, multiprocessors = 132;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
   const int64_t blocks = p.batch * p.n_heads * ((p.n_tokens + 63) / 64);
-  return blocks < int64_t{4} * multiprocessors ? 2 : 1;
+  return blocks < int64_t{4} * multiprocessor_count() ? 2 : 1;
 }
 
 template <int D, typename Cache>

@@ -252,10 +252,7 @@ void launch(WeightFormat format, const GemvSegments& segments, const float* x, i
 // eight where that leaves fewer than about 48 warps per multiprocessor (their loads in flight
 // hide memory latency). n counts the rows of all segments of a launch.
 int warps_per_row(int64_t n, int64_t k) {
-  int device = 0, multiprocessors = 132;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
-  const int64_t wanted = int64_t{48} * multiprocessors;
+  const int64_t wanted = int64_t{48} * multiprocessor_count();
   if (k < 1024) return 1;
   return 4 * n >= wanted ? 4 : 8;
 }

@@ -16,6 +16,9 @@ enum class ActivationKind : int { Silu, GeluTanh, GeluErf, Relu };
 
 // Throws flow2::Error naming `what` if the last launch failed (defined in cuda_context.cpp).
 void check_launch(const char* what);
+// Multiprocessors of the current device, by which launchers size their grids (132, an H100's,
+// where the device cannot be asked; cuda_devices.cu).
+int multiprocessor_count();
 
 // Rows of x up to which matmul runs the GEMV kernels (decoding) instead of a GEMM.
 constexpr int64_t kGemvMaxRows = 4;

@@ -298,13 +298,6 @@ constexpr int kOneWaveBlocks = 1;
 // Split rows over warps until about 48 warps per multiprocessor are busy (their loads in flight
 // hide the memory latency), while each lane keeps two stages of pieces. `warp_rows`: the warps
 // the launch needs with one warp per row tile.
-int multiprocessor_count() {
-  int device = 0, multiprocessors = 132;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
-  return multiprocessors;
-}
-
 int split_warps_per_row(int64_t warp_rows, int64_t pieces, int stage_pieces) {
   const int64_t wanted = int64_t{48} * multiprocessor_count();
   int warps_per_row = 1;

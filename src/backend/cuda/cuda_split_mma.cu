@@ -261,12 +261,10 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <WeightFormat F, int NT, int R>
 int64_t resident_warps() {
   static const int64_t warps = [] {
-    int device = 0, multiprocessors = 0, blocks = 0;
-    cudaGetDevice(&device);
-    cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
+    int blocks = 0;
     cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, mma_split_kernel<F, NT, R>, kWarps * 32,
                                                   0);
-    return int64_t{std::max(blocks, 1)} * std::max(multiprocessors, 1) * kWarps;
+    return int64_t{std::max(blocks, 1)} * std::max(multiprocessor_count(), 1) * kWarps;
   }();
   return warps;
 }
