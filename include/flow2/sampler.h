@@ -28,6 +28,10 @@ struct SamplingOptions {
 
 // Throws flow2::Error naming the first option out of range.
 void check_sampling_options(const SamplingOptions& options);
+// What Backend::sample_rows takes, on every backend: options in range and one uniform draw in
+// [0, 1) per row of logits.
+void check_sample_rows(int64_t rows, const SamplingOptions& options,
+                       std::span<const double> uniforms);
 
 // A token the penalties change: its score becomes
 // penalized_score(score, repetition_penalty, amount) (sampling_math.h), where amount =

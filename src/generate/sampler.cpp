@@ -50,13 +50,29 @@ void apply_penalties(std::span<float> scores, const SamplingOptions& options,
   }
 }
 
+namespace {
+
+void check_uniform(double u) {
+  check(u >= 0.0 && u < 1.0, "sampling: the uniform draw {} is outside [0, 1)", u);
+}
+
+}  // namespace
+
+void check_sample_rows(int64_t rows, const SamplingOptions& options,
+                       std::span<const double> uniforms) {
+  check_sampling_options(options);
+  check(static_cast<int64_t>(uniforms.size()) == rows,
+        "sample_rows: {} uniform draws for {} rows of logits", uniforms.size(), rows);
+  for (double u : uniforms) check_uniform(u);
+}
+
 int32_t choose_token(std::span<const float> scores, const SamplingOptions& options, double u) {
   check_sampling_options(options);
   check(!scores.empty(), "sampling: there are no scores to choose from");
   check(static_cast<int64_t>(scores.size()) <= sampling::kMaxVocab,
         "sampling: a row of {} scores is longer than the {} sampling takes", scores.size(),
         sampling::kMaxVocab);
-  check(u >= 0.0 && u < 1.0, "sampling: the uniform draw {} is outside [0, 1)", u);
+  check_uniform(u);
   if (options.temperature == 0.0f) {
     return static_cast<int32_t>(std::max_element(scores.begin(), scores.end()) - scores.begin());
   }
@@ -135,10 +151,8 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
 std::vector<int32_t> Backend::sample_rows(const Tensor& logits, const SamplingOptions& options,
                                           std::span<const int32_t> history,
                                           std::span<const double> uniforms) {
-  check_sampling_options(options);
   const int64_t rows = logits.rows(), width = logits.cols();
-  check(static_cast<int64_t>(uniforms.size()) == rows,
-        "sample_rows: {} uniform draws for {} rows of logits", uniforms.size(), rows);
+  check_sample_rows(rows, options, uniforms);
   std::vector<int32_t> tokens;
   if (rows == 0) return tokens;
   const std::vector<float> values = to_host(logits);

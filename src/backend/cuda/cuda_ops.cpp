@@ -290,13 +290,8 @@ std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const Sampli
                                               std::span<const double> uniforms) {
   check(!context_->in_step(), "sample_rows: nothing is read back inside a decoding step");
   check_f32(logits, "sample_rows");
-  check_sampling_options(options);
   const int64_t rows = logits.rows(), vocab = logits.cols();
-  check(static_cast<int64_t>(uniforms.size()) == rows,
-        "sample_rows: {} uniform draws for {} rows of logits", uniforms.size(), rows);
-  for (double u : uniforms) {
-    check(u >= 0.0 && u < 1.0, "sampling: the uniform draw {} is outside [0, 1)", u);
-  }
+  check_sample_rows(rows, options, uniforms);
   std::vector<int32_t> tokens(static_cast<size_t>(rows));
   if (rows == 0) return tokens;
   check(vocab > 0 && vocab <= sampling::kMaxVocab,
