@@ -1,6 +1,8 @@
 // Shared helpers for the tests: test data paths, temporary directories, random inputs.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <random>
@@ -49,6 +51,21 @@ inline double max_abs_difference(std::span<const float> a, std::span<const float
     worst = std::max(worst, std::abs(static_cast<double>(a[i]) - b[i]));
   }
   return worst;
+}
+
+// The largest sum over j of |x[r, j] * w[o, j]| for x [rows, k] and w [n, k] (row-major): a
+// relative error e in each x or w moves a product x w^T by at most e times it.
+inline double largest_abs_product_sum(std::span<const float> x, std::span<const float> w,
+                                      int64_t k) {
+  double largest = 0.0;
+  for (size_t r = 0; r + static_cast<size_t>(k) <= x.size(); r += static_cast<size_t>(k)) {
+    for (size_t o = 0; o + static_cast<size_t>(k) <= w.size(); o += static_cast<size_t>(k)) {
+      double sum = 0.0;
+      for (size_t j = 0; j < static_cast<size_t>(k); ++j) sum += std::abs(x[r + j] * w[o + j]);
+      largest = std::max(largest, sum);
+    }
+  }
+  return largest;
 }
 
 std::string read_file(const std::filesystem::path& path);
