@@ -251,8 +251,10 @@ void broadcast_rows(float* out, const float* bias, int64_t m, int64_t n, cudaStr
 void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t width,
               float eps, cudaStream_t stream) {
   if (rows == 0) return;
-  launch_kernel(rms_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, out, x, weight,
-                width, eps);
+  if (!rms_norm_in_registers(out, x, weight, rows, width, eps, stream)) {
+    launch_kernel(rms_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, out, x, weight,
+                  width, eps);
+  }
   check_launch("rms_norm");
 }
 

@@ -12,31 +12,37 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// One block per row, as rms_norm_kernel: x += delta first, then the norm of the new x. A thread
-// keeps its kPerThread values (elements threadIdx.x + i * blockDim.x) in registers: written as a
-// loop over memory, each load waited for the store before it (the pointers may alias), and a
-// 4096-wide row took 15 us on an H100, twice per layer of a decoding step.
-template <int kPerThread>
+// One block per row: with kAdd, x += delta first, then the norm of the new x (add_rms_norm);
+// without, the norm of x (rms_norm; delta unused, x not written). A thread keeps its kPerThread
+// values (elements threadIdx.x + i * blockDim.x) in registers: written as a loop over memory,
+// each load waited for the store before it (the pointers may alias), and a 4096-wide row took
+// 15 us on an H100 (add_rms_norm, twice per layer of a decoding step; rms_norm 16 us, once per
+// token, under ncu).
+template <int kPerThread, bool kAdd>
 __global__ void add_rms_norm_kernel(float* __restrict__ x, const float* __restrict__ delta,
                                     float* __restrict__ out, const float* __restrict__ weight,
                                     int64_t width, float eps,
                                     __nv_bfloat16* __restrict__ out_bf16) {
   begin_after_prior_kernels();
   float* row = x + blockIdx.x * width;
-  const float* added = delta + blockIdx.x * width;
+  const float* added = kAdd ? delta + blockIdx.x * width : nullptr;
   float* result = out + blockIdx.x * width;
   float values[kPerThread];
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
     const int64_t j = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
-    values[i] = j < width ? row[j] + added[j] : 0.0f;
+    if constexpr (kAdd) {
+      values[i] = j < width ? row[j] + added[j] : 0.0f;
+    } else {
+      values[i] = j < width ? row[j] : 0.0f;
+    }
   }
   float sum_squares = 0.0f;  // in the order of the plain loop: i ascending
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
     const int64_t j = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
     if (j < width) {
-      row[j] = values[i];
+      if constexpr (kAdd) row[j] = values[i];
       sum_squares += values[i] * values[i];
     }
   }
@@ -128,11 +134,11 @@ __global__ void rope_and_cache_kernel(RopeCacheParams p) {
   store_element(v_cache + cache_row * kv_width + item, p.v[row * kv_width + item]);
 }
 
-}  // namespace
-
-void add_rms_norm(float* x, const float* delta, float* out, const float* weight, int64_t rows,
-                  int64_t width, float eps, void* out_bf16, cudaStream_t stream) {
-  if (rows == 0) return;
+// add_rms_norm_kernel<.., kAdd> for rows of up to 64 values per thread; false for wider rows.
+template <bool kAdd>
+bool launch_in_registers(float* x, const float* delta, float* out, const float* weight,
+                         int64_t rows, int64_t width, float eps, void* out_bf16,
+                         cudaStream_t stream) {
   // Values per thread: the fewest of 4, 8, 16, 32 and 64 that cover the row (16 for 4096).
   const int64_t per_thread = (width + kThreads - 1) / kThreads;
   auto launch = [&](auto kernel) {
@@ -140,19 +146,38 @@ void add_rms_norm(float* x, const float* delta, float* out, const float* weight,
                   width, eps, static_cast<__nv_bfloat16*>(out_bf16));
   };
   if (per_thread <= 4) {
-    launch(add_rms_norm_kernel<4>);
+    launch(add_rms_norm_kernel<4, kAdd>);
   } else if (per_thread <= 8) {
-    launch(add_rms_norm_kernel<8>);
+    launch(add_rms_norm_kernel<8, kAdd>);
   } else if (per_thread <= 16) {
-    launch(add_rms_norm_kernel<16>);
+    launch(add_rms_norm_kernel<16, kAdd>);
   } else if (per_thread <= 32) {
-    launch(add_rms_norm_kernel<32>);
+    launch(add_rms_norm_kernel<32, kAdd>);
   } else if (per_thread <= 64) {
-    launch(add_rms_norm_kernel<64>);
+    launch(add_rms_norm_kernel<64, kAdd>);
   } else {
-    launch(add_rms_norm_wide_kernel);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void add_rms_norm(float* x, const float* delta, float* out, const float* weight, int64_t rows,
+                  int64_t width, float eps, void* out_bf16, cudaStream_t stream) {
+  if (rows == 0) return;
+  if (!launch_in_registers<true>(x, delta, out, weight, rows, width, eps, out_bf16, stream)) {
+    launch_kernel(add_rms_norm_wide_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x,
+                  delta, out, weight, width, eps, static_cast<__nv_bfloat16*>(out_bf16));
   }
   check_launch("add_rms_norm");
+}
+
+bool rms_norm_in_registers(float* out, const float* x, const float* weight, int64_t rows,
+                           int64_t width, float eps, cudaStream_t stream) {
+  // x is only read (the kernel writes it back with kAdd alone).
+  return launch_in_registers<false>(const_cast<float*>(x), nullptr, out, weight, rows, width, eps,
+                                    nullptr, stream);
 }
 
 void rope_and_cache(const RopeCacheParams& p, cudaStream_t stream) {

@@ -113,6 +113,10 @@ void apply_penalties(float* scores, int64_t rows, int64_t vocab, const int32_t* 
 // Fused ops (cuda_fused.cu). x += delta, out = rms_norm(x) * weight.
 void add_rms_norm(float* x, const float* delta, float* out, const float* weight, int64_t rows,
                   int64_t width, float eps, void* out_bf16, cudaStream_t stream);
+// rms_norm with each thread's values in registers (cuda_fused.cu), for rows of up to 64 x 256
+// values; false (nothing launched) for wider ones.
+bool rms_norm_in_registers(float* out, const float* x, const float* weight, int64_t rows,
+                           int64_t width, float eps, cudaStream_t stream);
 // rope of q and k in place (when inv_freq is set), k and v written to their caches at rows
 // n_past.. of each sequence (device_n_past[b] for sequence b when that is set).
 struct RopeCacheParams {
