@@ -115,6 +115,13 @@ class CudaBackend final : public Backend {
   // take) also writes it rounded to bf16, so that the GEMM skips its rounding
   // (Context::set_rounded); null for fewer rows. keep_rounding records it after the op's submit.
   void* rounding_for_gemm(const Tensor& out);
+  // Prompts' gated feed-forward with 16-bit weights: the gate and up GEMMs write 16-bit values
+  // (as transformers' bf16 forward keeps them) that the activation reads, half the bytes of
+  // float32 outputs both ways (cuda_matmul.cpp).
+  bool prompt_gate_up_16bit(const Tensor& out, const Tensor& x, const Tensor& gate,
+                            const Tensor& up) const;
+  void prompt_gated_matmul(Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up,
+                           Activation activation);
   void keep_rounding(const Tensor& out, void* rounded);
 
   std::shared_ptr<cuda::Context> context_;

@@ -136,6 +136,19 @@ __global__ void gated_kernel(float* out, const float* gate, const float* up, int
   if (out_bf16) out_bf16[i] = __float2bfloat16_rn(value);
 }
 
+// gated_kernel from 16-bit gate and up values (T: __nv_bfloat16 or __half).
+template <typename T>
+__global__ void gated_16bit_kernel(float* out, const T* gate, const T* up, int64_t count,
+                                   ActivationKind activation, __nv_bfloat16* out_bf16) {
+  begin_after_prior_kernels();
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  const float g = static_cast<float>(gate[i]), u = static_cast<float>(up[i]);
+  const float value = activate(g, activation) * u;
+  out[i] = value;
+  if (out_bf16) out_bf16[i] = __float2bfloat16_rn(value);
+}
+
 __global__ void activation_kernel(float* x, int64_t count, ActivationKind activation) {
   begin_after_prior_kernels();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -281,6 +294,21 @@ void gated_activation(float* out, const float* gate, const float* up, int64_t co
   launch_kernel(gated_kernel, blocks_for(count), kThreads, 0, stream, out, gate, up, count,
                 activation, static_cast<__nv_bfloat16*>(out_bf16));
   check_launch("gated_activation");
+}
+
+void gated_activation_16bit(float* out, const void* gate, const void* up, bool half, int64_t count,
+                            ActivationKind activation, void* out_bf16, cudaStream_t stream) {
+  if (count == 0) return;
+  if (half) {
+    launch_kernel(gated_16bit_kernel<__half>, blocks_for(count), kThreads, 0, stream, out,
+                  static_cast<const __half*>(gate), static_cast<const __half*>(up), count,
+                  activation, static_cast<__nv_bfloat16*>(out_bf16));
+  } else {
+    launch_kernel(gated_16bit_kernel<__nv_bfloat16>, blocks_for(count), kThreads, 0, stream, out,
+                  static_cast<const __nv_bfloat16*>(gate), static_cast<const __nv_bfloat16*>(up),
+                  count, activation, static_cast<__nv_bfloat16*>(out_bf16));
+  }
+  check_launch("gated_activation (16-bit inputs)");
 }
 
 void activation(float* x, int64_t count, ActivationKind activation, cudaStream_t stream) {

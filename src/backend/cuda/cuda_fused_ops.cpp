@@ -91,6 +91,11 @@ void CudaBackend::gated_matmul(Tensor& out, const Tensor& x, const Tensor& gate,
                      cuda::gemv_gated_supported(format) && up.rows() == n && gate.cols() == k &&
                      up.cols() == k && out.rows() == m && out.cols() == n &&
                      x.dtype() == DType::F32 && out.dtype() == DType::F32;
+  if (!fused && m > cuda::kGemvMaxRows && n > 0 && k > 0 &&
+      prompt_gate_up_16bit(out, x, gate, up)) {
+    prompt_gated_matmul(out, x, gate, up, activation);
+    return;
+  }
   if (!fused || m == 0 || n == 0 || k == 0) {
     Backend::gated_matmul(out, x, gate, up, activation);  // the checked ops, one by one
     return;

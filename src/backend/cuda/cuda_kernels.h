@@ -76,6 +76,9 @@ void rope(float* x, int64_t rows, int64_t heads, int64_t head_dim, const int32_t
 // the GEMM that follows, cuda_matmul.cpp); also for add_rms_norm and flash_attention.
 void gated_activation(float* out, const float* gate, const float* up, int64_t count,
                       ActivationKind activation, void* out_bf16, cudaStream_t stream);
+// gated_activation of bf16 (half: f16) gate and up values (prompts' GEMM outputs).
+void gated_activation_16bit(float* out, const void* gate, const void* up, bool half, int64_t count,
+                            ActivationKind activation, void* out_bf16, cudaStream_t stream);
 void activation(float* x, int64_t count, ActivationKind activation, cudaStream_t stream);
 void add(float* out, const float* a, const float* b, int64_t count, cudaStream_t stream);
 // Rows x [batch * n_tokens, width] to rows n_past.. of each sequence of cache

@@ -9,6 +9,8 @@
 // float32 sgemm (no TF32), so float32 checkpoints compute as on the CPU.
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
+#include <utility>
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_split_layout.h"
@@ -197,6 +199,62 @@ void CudaBackend::gemm(Tensor& out, const Tensor& x, const Tensor& weight, const
   if (out_begin + out.nbytes() <= x_begin || x_begin + x.nbytes() <= out_begin) {
     context_->set_rounded(in, m * k, half, x16);
   }
+}
+
+bool CudaBackend::prompt_gate_up_16bit(const Tensor& out, const Tensor& x, const Tensor& gate,
+                                       const Tensor& up) const {
+  const DType dtype = gate.dtype();
+  return !context_->in_step() && (dtype == DType::BF16 || dtype == DType::F16) &&
+         up.dtype() == dtype && x.dtype() == DType::F32 && out.dtype() == DType::F32 &&
+         gate.rows() == up.rows() && gate.cols() == x.cols() && up.cols() == x.cols() &&
+         out.rows() == x.rows() && out.cols() == gate.rows();
+}
+
+void CudaBackend::prompt_gated_matmul(Tensor& out, const Tensor& x, const Tensor& gate,
+                                      const Tensor& up, Activation activation) {
+  const int64_t m = x.rows(), k = x.cols(), n = gate.rows();
+  const bool half = gate.dtype() == DType::F16;
+  // The output's rounding for the down GEMM goes to the same scratch as x16 (written after the
+  // GEMMs have read x16): ask for the larger size first, so that x16 keeps its address.
+  void* rounded_out = rounding_for_gemm(out);
+  void* x16 = context_->scratch(0, static_cast<size_t>(std::max(m * k, m * n)) * 2);
+  const float* in = x.data_as<float>();
+  const bool rounded = context_->holds_rounded(in, m * k, half, x16);
+  // Freed (stream-ordered) before keep_rounding: a free drops the rounding's record.
+  auto products = std::make_unique<Tensor>(allocate(half ? DType::F16 : DType::BF16, {2, m, n}));
+  auto* gate_out = static_cast<uint16_t*>(products->data());
+  uint16_t* up_out = gate_out + m * n;
+  const void* gate_rows = gate.data();
+  const void* up_rows = up.data();
+  float* result = out.data_as<float>();
+  const cuda::ActivationKind kind = activation_kind(activation);
+  cublasHandle_t handle = context_->cublas();
+  context_->submit(
+      "prompt gated_matmul",
+      [=](cudaStream_t stream) {
+        if (!rounded && half) {
+          cuda::convert_f32_to_f16(in, x16, m * k, stream);
+        } else if (!rounded) {
+          cuda::convert_f32_to_bf16(in, x16, m * k, stream);
+        }
+        const float alpha = 1.0f, beta = 0.0f;
+        const cudaDataType type = half ? CUDA_R_16F : CUDA_R_16BF;
+        const std::pair<const void*, uint16_t*> gemms[] = {{gate_rows, gate_out},
+                                                           {up_rows, up_out}};
+        for (const auto& [rows, product] : gemms) {
+          cuda::check_cublas(
+              cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
+                           static_cast<int>(m), static_cast<int>(k), &alpha, rows, type,
+                           static_cast<int>(k), x16, type, static_cast<int>(k), &beta, product,
+                           type, static_cast<int>(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+              "gated_matmul gemm");
+        }
+        cuda::gated_activation_16bit(result, gate_out, up_out, half, m * n, kind, rounded_out,
+                                     stream);
+      },
+      in, x16, rounded, gate_rows, up_rows, gate_out, result, m, n, k, kind, rounded_out);
+  products.reset();
+  keep_rounding(out, rounded_out);
 }
 
 }  // namespace flow2
