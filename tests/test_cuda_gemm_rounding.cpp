@@ -1,7 +1,8 @@
 // GEMMs (more than 4 rows of x) round x to bf16 once and let the next GEMM of the same x reuse
 // that copy (Context::holds_rounded). These check that a reused copy is never stale: after an
 // op rewrote x, after x's memory went to a new tensor, and that q, k, v-like runs of GEMMs on
-// one x still match the CPU. Built with the toolkit; skips without a GPU.
+// one x still match the CPU; and that ops which write the rounding of their output round it as
+// the GEMM would. Built with the toolkit; skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -109,6 +110,48 @@ TEST(CudaGemmRounding, ReusedRoundingIsNeverStale) {
   for (float& value : doubled) value *= 2.0f;
   EXPECT_GT(testing::max_abs_difference(expected.products[2], expected.products[0]), 4 * bound[2]);
   EXPECT_GT(testing::max_abs_difference(expected.products[3], doubled), 4 * bound[3]);
+}
+
+// The roundings that ops write for the next GEMM (add_rms_norm, gated_activation, prompt
+// attention) must be the GEMM's own, bit for bit: a GEMM right after the op (which uses the
+// op's rounding) equals the same GEMM after an unrelated op dropped the record (which rounds x
+// itself).
+TEST(CudaGemmRounding, OpsRoundTheirOutputAsTheGemmWould) {
+  if (auto reason = testing::skip_reason("cuda"); !reason.empty()) GTEST_SKIP() << reason;
+  auto backend = make_backend("cuda");
+  const Tensor weight = backend->upload_weight(bf16_weight(8));  // a 16-bit model from here on
+  const size_t count = static_cast<size_t>(kRows * kWidth);
+  Tensor unrelated = backend->from_host(std::vector<float>(4, 1.0f), {1, 4});
+  auto compare = [&](const Tensor& x, const char* op) {
+    Tensor reused = backend->empty({kRows, kOutputs}), fresh = backend->empty({kRows, kOutputs});
+    backend->matmul(reused, x, weight, nullptr);
+    backend->add(unrelated, unrelated, unrelated);  // drops the record
+    backend->matmul(fresh, x, weight, nullptr);
+    EXPECT_EQ(backend->to_host(reused), backend->to_host(fresh)) << op;
+  };
+  Tensor residual = backend->from_host(testing::random_values(count, 11), {kRows, kWidth});
+  const Tensor delta = backend->from_host(testing::random_values(count, 12), {kRows, kWidth});
+  const Tensor norm_weight =
+      backend->from_host(testing::random_values(static_cast<size_t>(kWidth), 13), {kWidth});
+  Tensor normed = backend->empty({kRows, kWidth});
+  backend->add_rms_norm(residual, delta, normed, norm_weight, 1e-5f);
+  compare(normed, "add_rms_norm");
+
+  Tensor gated = backend->empty({kRows, kWidth});
+  backend->gated_activation(gated, residual, delta, Activation::Silu);
+  compare(gated, "gated_activation");
+
+  // Prompt attention (16 or more queries: the tensor-core kernel) over a bf16 cache; its output
+  // [tokens, heads * head_dim] is the GEMM's x. 2 heads of 128 = kWidth.
+  const AttentionShape shape{1, kRows, 0, 2, 2, 128, 0.088f, 0};
+  const Tensor q = backend->from_host(testing::random_values(count, 14), {kRows, kWidth});
+  Tensor keys = backend->make_cache_tensor({kRows, kWidth});
+  Tensor values = backend->make_cache_tensor({kRows, kWidth});
+  backend->kv_write(keys, delta, 1, kRows, 0);
+  backend->kv_write(values, residual, 1, kRows, 0);
+  Tensor attended = backend->empty({kRows, kWidth});
+  backend->attention(attended, q, keys, values, shape);
+  compare(attended, "attention");
 }
 
 }  // namespace
