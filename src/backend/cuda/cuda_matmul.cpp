@@ -215,9 +215,11 @@ void CudaBackend::prompt_gated_matmul(Tensor& out, const Tensor& x, const Tensor
   const int64_t m = x.rows(), k = x.cols(), n = gate.rows();
   const bool half = gate.dtype() == DType::F16;
   // The output's rounding for the down GEMM goes to the same scratch as x16 (written after the
-  // GEMMs have read x16): ask for the larger size first, so that x16 keeps its address.
-  void* rounded_out = rounding_for_gemm(out);
+  // GEMMs have read x16): the larger size first, so that neither pointer is left dangling when
+  // the scratch grows (an output narrower than x freed the rounding's buffer and the products
+  // could be allocated over it).
   void* x16 = context_->scratch(0, static_cast<size_t>(std::max(m * k, m * n)) * 2);
+  void* rounded_out = rounding_for_gemm(out);
   const float* in = x.data_as<float>();
   const bool rounded = context_->holds_rounded(in, m * k, half, x16);
   // Freed (stream-ordered) before keep_rounding: a free drops the rounding's record.
