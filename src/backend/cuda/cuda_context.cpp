@@ -40,6 +40,11 @@ Context::Context(int device) : device_(device) {
              "cudaMemPoolSetAttribute");
   check_cublas(cublasCreate(&cublas_), "cublasCreate");
   check_cublas(cublasSetStream(cublas_, stream_), "cublasSetStream");
+  // GEMMs with 16-bit outputs (prompts' gate and up products) would otherwise be allowed to add
+  // split-K partial sums in the output's precision: on an H100 that moved a 1024-long product
+  // by 1.4% where rounding the float32 sum once moves it by 0.4% at most.
+  check_cublas(cublasSetMathMode(cublas_, CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION),
+               "cublasSetMathMode");
   // cuBLAS's own default workspace is smaller than the 32 MiB its documentation recommends for
   // Hopper, which limits the GEMM kernels it may pick for prompts.
   check_cuda(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes), "cudaMalloc");
