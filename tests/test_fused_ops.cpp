@@ -166,7 +166,8 @@ TEST_P(FusedOps, GatedMatmulEqualsTwoMatmulsThenGatedActivation) {
         for (size_t i = 0; i < got.size(); ++i) {
           ASSERT_NEAR(got[i], want[i],
                       product_rounding_bound(g[i], u[i], g_reach[i], u_reach[i], activation))
-              << dtype_name(dtype) << " m=" << m << " element " << i;
+              << dtype_name(dtype) << " m=" << m << " element " << i << " gate " << g[i] << " up "
+              << u[i] << (activation == Activation::Silu ? " silu" : " gelu_tanh");
         }
       }
     }
