@@ -58,7 +58,10 @@ Context::Context(int device) : device_(device) {
                "cudaEventCreate");
   }
   check_cuda(cudaMalloc(&step_device_, kStepStageBytes), "cudaMalloc");
-  fixed_bytes_ = kRingBytes + kStepStageBytes + kCublasWorkspaceBytes;
+  const size_t counter_bytes = kCompletionCounters * sizeof(int);
+  check_cuda(cudaMalloc(&completion_counters_, counter_bytes), "cudaMalloc");
+  check_cuda(cudaMemset(completion_counters_, 0, counter_bytes), "cudaMemset");
+  fixed_bytes_ = kRingBytes + kStepStageBytes + kCublasWorkspaceBytes + counter_bytes;
   if (OpProfile::wanted()) profile_ = std::make_unique<OpProfile>();
 }
 
@@ -78,6 +81,7 @@ Context::~Context() {
   cudaFreeHost(host_ring_);
   cudaFree(arena_);
   cudaFree(step_device_);
+  cudaFree(completion_counters_);
   for (int i = 0; i < 2; ++i) {
     cudaFreeHost(step_host_[i]);
     cudaEventDestroy(step_copied_[i]);

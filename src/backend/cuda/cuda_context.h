@@ -90,6 +90,10 @@ class Context {
     return rounded_.source == source && rounded_.elements == elements && rounded_.half == half &&
            rounded_.copy == copy && source != nullptr;
   }
+  // Zeroed counters for kernels whose last block finishes the work (decode attention): such a
+  // kernel counts its blocks in one counter per work item and sets it back to zero when done.
+  static constexpr int64_t kCompletionCounters = 4096;
+  int* completion_counters() const { return completion_counters_; }
   // Largest device memory held at once: the pool's high-water mark plus the fixed buffers.
   size_t peak_bytes() const;
 
@@ -136,6 +140,7 @@ class Context {
   int step_buffer_ = 0;
   void* step_device_ = nullptr;
   size_t step_staged_ = 0;
+  int* completion_counters_ = nullptr;
   size_t fixed_bytes_ = 0;  // ring, step buffers and arena, outside the pool
 };
 

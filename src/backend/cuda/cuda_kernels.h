@@ -160,6 +160,16 @@ constexpr int64_t kAttentionMaxHeadDim = 256;
 // Blocks the attention kernel runs without splitting the keys (the caller picks the splits).
 int64_t attention_blocks(const AttentionParams& params);
 void attention(const AttentionParams& params, cudaStream_t stream);
+// One new token per sequence (decoding) in one launch (cuda_decode_attention.cu): head dimensions
+// 64 and 128, up to 8 query heads per kv head. `splits` blocks per (sequence, kv head) take the
+// key chunks in turn; with more than one, params.partial holds splits * batch * n_kv_heads
+// records of decode_attention_record_floats, and `counters` batch * n_kv_heads zeros (the
+// last block of each pair merges the records and resets its counter).
+bool decode_attention_supported(const AttentionParams& params);
+int64_t decode_attention_splits(const AttentionParams& params, int64_t keys, int multiprocessors);
+int64_t decode_attention_record_floats(const AttentionParams& params);
+void decode_attention(const AttentionParams& params, int64_t splits, int* counters,
+                      cudaStream_t stream);
 // The same on bf16 tensor cores for prompts (cuda_flash_attention.cu): q, k and v are rounded to
 // bf16, scores and sums stay float32. Head dimensions 16, 32, 64 and 128.
 bool flash_attention_supported(int64_t head_dim);

@@ -207,13 +207,35 @@ void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
     keep_rounding(out, params.out_bf16);
     return;
   }
+  const bool step = context_->in_step();
+  if (cuda::decode_attention_supported(params) &&
+      shape.batch * shape.n_kv_heads <= cuda::Context::kCompletionCounters) {
+    // The split count follows the capacity in a step, as below.
+    const int64_t splits =
+        cuda::decode_attention_splits(params, step ? capacity : total, context_->multiprocessors());
+    params.device_n_past = staged_past(shape.batch, shape.n_past, shape.past);
+    if (params.device_n_past) params.n_past = 0;
+    if (splits > 1) {
+      params.partial = static_cast<float*>(
+          context_->scratch(2, static_cast<size_t>(splits * shape.batch * shape.n_kv_heads *
+                                                   cuda::decode_attention_record_floats(params)) *
+                                   sizeof(float)));
+    }
+    int* counters = context_->completion_counters();
+    context_->submit(
+        "decode attention",
+        [=](cudaStream_t stream) { cuda::decode_attention(params, splits, counters, stream); },
+        params.q, params.k, params.v, params.bf16_cache, params.out, params.partial, params.batch,
+        params.n_past, params.n_heads, params.n_kv_heads, params.head_dim, params.capacity,
+        params.window, splits, params.scale, params.device_n_past);
+    return;
+  }
   // Split the keys when the queries alone give fewer than two blocks per multiprocessor (decode),
   // keeping at least 64 keys per split. In a step the split count must not depend on the cache
   // length (the next step replays the same graph): it follows the capacity, and the kernel reads
   // the staged length.
   const int64_t blocks = cuda::attention_blocks(params);
   const int64_t wanted = (2 * context_->multiprocessors() + blocks - 1) / blocks;
-  const bool step = context_->in_step();
   const int64_t keys = step ? capacity : total;
   params.splits = std::clamp<int64_t>(std::min(wanted, keys / 64), 1, 64);
   params.device_n_past = staged_past(shape.batch, shape.n_past, shape.past);
