@@ -20,8 +20,12 @@
 // variant that fed the codes to bf16 mma.sync was slower: the mma's k layout needs 4-byte code
 // loads from rows in element order).
 #include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <type_traits>
 
 #include "backend/cuda/cuda_gemv_segments.cuh"
+#include "backend/cuda/cuda_int16_x.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_math.cuh"
 #include "backend/cuda/cuda_split_codes.cuh"
@@ -108,12 +112,40 @@ __device__ inline void accumulate_piece(const uint4 (&codes)[R], const float2 (&
   }
 }
 
+// The same from x staged as int16 (cuda_int16_x.cuh; 4-bit codes, one row of x): per row the
+// group's integer sum of code * x16, then scale * d * sum + offset * d * sum(x16). For Q4_0
+// (offset -8 * scale) the integer sum starts at -8 * sum(x16), so one product scales it.
+template <WeightFormat F, int R>
+__device__ inline void accumulate_group_int16(const uint4 (&codes)[R], const float2 (&params)[R],
+                                              const uint4* staged, int64_t k, int64_t p,
+                                              float (&sum)[R][1]) {
+  uint4 xw[4];
+#pragma unroll
+  for (int w = 0; w < 4; ++w) xw[w] = staged[x16_word(p, w)];
+  const int2 meta = reinterpret_cast<const int2*>(staged + k / 8)[p];
+  const float d = __int_as_float(meta.x);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    if constexpr (F == WeightFormat::Q4_0) {
+      const int total = group_dot(codes[r], xw, -8 * meta.y);
+      sum[r][0] = fmaf(params[r].x * d, __int2float_rn(total), sum[r][0]);
+    } else {
+      const int total = group_dot(codes[r], xw, 0);
+      const float value =
+          fmaf(params[r].x, __int2float_rn(total), params[r].y * __int2float_rn(meta.y));
+      sum[r][0] = fmaf(d, value, sum[r][0]);
+    }
+  }
+}
+
 // A lane's share of its R rows (rows[r]) times x: the pieces of its column and warp, U at a time
 // with the next U loading, then the sums of the slot's lanes. Leaves in mine[m] the total of row
 // r = column (zeros in lanes with column >= R).
-template <WeightFormat F, int M, int R, int U>
+// With kInt16 (M = 1, 4-bit codes, k a multiple of 128) the block first stages x as int16 in
+// `staged` (staged_x16_bytes(k) of shared memory).
+template <WeightFormat F, int M, int R, int U, bool kInt16>
 __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* __restrict__ x,
-                                 int64_t k, int warps_per_row, float (&mine)[M]) {
+                                 int64_t k, int warps_per_row, float (&mine)[M], uint4* staged) {
   constexpr int kElements = split_piece_elements(F);
   const int warp = threadIdx.x / 32, column = threadIdx.x % 32 % kLanesPerSlot;
   const int part = warp % warps_per_row;
@@ -128,6 +160,7 @@ __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* _
   // The first stage of weights (which never change on the GPU) is on its way while the previous
   // kernel, which wrote x, drains.
   wait_for_prior_kernels();
+  if constexpr (kInt16) stage_x16(x, k, staged);
   for (; piece < pieces; piece += U * step) {
     const int64_t following = piece + U * step;
     if (following < pieces) load_stage<F>(next, rows, code_bytes, following, step, pieces);
@@ -135,8 +168,14 @@ __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* _
     for (int u = 0; u < U; ++u) {
       const int64_t p = piece + u * step;
       if (p < pieces) {
-        accumulate_piece<F, M, R>(current.codes[u], current.params[u], x + p * kElements, k, mask,
-                                  sum);
+        if constexpr (kInt16) {
+          static_assert(M == 1 && split_layout(F).code_bits == 4);
+          static_assert(split_piece_elements(F) == kInt16Group);
+          accumulate_group_int16<F, R>(current.codes[u], current.params[u], staged, k, p, sum);
+        } else {
+          accumulate_piece<F, M, R>(current.codes[u], current.params[u], x + p * kElements, k, mask,
+                                    sum);
+        }
       }
     }
     current = next;
@@ -165,12 +204,13 @@ __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* _
 
 // Rows first .. first + kSlots * R - 1 of a warp: slot s holds rows first + s * R + r. A block's
 // rows belong to one of up to S segments (one matrix, its bias and its output).
-template <WeightFormat F, int M, int R, int U, int kMinBlocks, int S>
+template <WeightFormat F, int M, int R, int U, int kMinBlocks, int S, bool kInt16>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     gemv_split_kernel(const __grid_constant__ BlockSegments segments, const float* __restrict__ x,
                       int64_t k, int warps_per_row) {
   constexpr int kRows = kSlots * R;
   __shared__ float partial[kWarps][kRows][M];
+  extern __shared__ uint4 staged_x[];  // kInt16: x as int16 (staged_x16_bytes)
   // Dependents may launch as soon as every block runs (cuda_launch.cuh).
   let_next_kernel_launch();
   int64_t block = 0;
@@ -189,7 +229,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
               std::min(first + slot * R + r, n - 1) * row_bytes;
   }
   float mine[M];
-  slot_sums<F, M, R, U>(rows, x, k, warps_per_row, mine);
+  slot_sums<F, M, R, U, kInt16>(rows, x, k, warps_per_row, mine, staged_x);
 
   const float* bias = segment.bias;
   float* out = segment.out;
@@ -222,7 +262,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 // out = act(x gate^T) * (x up^T): a slot's R rows are R / 2 rows of gate and the same rows of up,
 // so after the slot's sums lane column c < R / 2 holds gate row c and lane c + R / 2 its up row.
 // Each row's sum is the one gemv_split_kernel forms with the same warps_per_row.
-template <WeightFormat F, int M, int R, int U, int kMinBlocks>
+template <WeightFormat F, int M, int R, int U, int kMinBlocks, bool kInt16>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     gemv_split_gated_kernel(const uint8_t* __restrict__ gate, const uint8_t* __restrict__ up,
                             const float* __restrict__ x, float* __restrict__ out, int64_t n,
@@ -231,7 +271,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   constexpr int kRows = kSlots * R;         // rows of both matrices per warp
   constexpr int kOutputs = kSlots * kHalf;  // output rows per warp
   __shared__ float partial[kWarps][kRows][M];
-  let_next_kernel_launch();  // as in gemv_split_kernel
+  extern __shared__ uint4 staged_x[];  // as in gemv_split_kernel
+  let_next_kernel_launch();            // as in gemv_split_kernel
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int slot = lane / kLanesPerSlot, column = lane % kLanesPerSlot;
   const int part = warp % warps_per_row;
@@ -247,7 +288,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     rows[kHalf + r] = up + row * row_bytes;
   }
   float mine[M];
-  slot_sums<F, M, R, U>(rows, x, k, warps_per_row, mine);
+  slot_sums<F, M, R, U, kInt16>(rows, x, k, warps_per_row, mine, staged_x);
 
   if (warps_per_row == 1) {
     const int64_t row = first + slot * kHalf + column;
@@ -282,12 +323,12 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 // Rows per lane (R: each x value loaded serves R rows), pieces per pipeline stage (U: a lane
 // keeps R * U loads of 16 bytes in flight) and blocks per multiprocessor the registers must
 // allow (more warps hide more latency), as measured best on an H100: 14336x4096 and 4096x14336
-// matrices, 1-4 rows of x.
-template <int kBits, int M>
+// matrices, 1-4 rows of x; kInt16 (x staged as int16) measured best with 2 rows per lane.
+template <int kBits, int M, bool kInt16>
 struct Tiling {
-  static constexpr int R = kBits == 8 && M == 1 ? 2 : 4;
+  static constexpr int R = kInt16 ? 2 : kBits == 8 && M == 1 ? 2 : 4;
   static constexpr int U = 1;
-  static constexpr int kMinBlocks = kBits == 8 && M == 1 ? 3 : M <= 2 ? 2 : 1;
+  static constexpr int kMinBlocks = kInt16 ? 2 : kBits == 8 && M == 1 ? 3 : M <= 2 ? 2 : 1;
 };
 
 // A grid of at most one block per multiprocessor gains nothing from registers capped for
@@ -308,31 +349,44 @@ int split_warps_per_row(int64_t warp_rows, int64_t pieces, int stage_pieces) {
   return warps_per_row;
 }
 
-template <WeightFormat F, int M>
+// One row of x times 4-bit codes takes the integer path (cuda_int16_x.cuh) when x fits the
+// default 48 KB of shared memory (k up to 21760) in whole groups of 4 x 32; FLOW2_CUDA_INT16_X=0
+// turns it off (to compare).
+bool int16_x_wanted(WeightFormat format, int64_t m, int64_t k) {
+  static const bool enabled = [] {
+    const char* value = std::getenv("FLOW2_CUDA_INT16_X");
+    return !(value && std::string(value) == "0");
+  }();
+  return enabled && m == 1 && split_layout(format).code_bits == 4 && k % 128 == 0 &&
+         staged_x16_bytes(k) <= 48 * 1024;
+}
+
+template <WeightFormat F, int M, bool kInt16>
 void launch(const GemvSegments& segments, const float* x, int64_t k, cudaStream_t stream) {
-  using Tile = Tiling<split_layout(F).code_bits, M>;
+  using Tile = Tiling<split_layout(F).code_bits, M, kInt16>;
   constexpr int R = Tile::R, U = Tile::U;
   constexpr int kRows = kSlots * R;
   int64_t warp_rows = 0;
   for (int s = 0; s < segments.count; ++s) warp_rows += (segments.segment[s].n + kRows - 1) / kRows;
   const int warps_per_row = split_warps_per_row(warp_rows, k / split_piece_elements(F), U);
   const BlockSegments table = assign_blocks(segments, (kWarps / warps_per_row) * kRows);
+  const size_t shared = kInt16 ? static_cast<size_t>(staged_x16_bytes(k)) : 0;
   with_segments(segments, [&](auto tables) {
     constexpr int S = decltype(tables)::value;
     if (table.blocks <= static_cast<unsigned>(multiprocessor_count())) {  // see kOneWaveBlocks
-      launch_kernel(gemv_split_kernel<F, M, R, U, kOneWaveBlocks, S>, dim3(table.blocks),
-                    kWarps * 32, 0, stream, table, x, k, warps_per_row);
+      launch_kernel(gemv_split_kernel<F, M, R, U, kOneWaveBlocks, S, kInt16>, dim3(table.blocks),
+                    kWarps * 32, shared, stream, table, x, k, warps_per_row);
     } else {
-      launch_kernel(gemv_split_kernel<F, M, R, U, Tile::kMinBlocks, S>, dim3(table.blocks),
-                    kWarps * 32, 0, stream, table, x, k, warps_per_row);
+      launch_kernel(gemv_split_kernel<F, M, R, U, Tile::kMinBlocks, S, kInt16>, dim3(table.blocks),
+                    kWarps * 32, shared, stream, table, x, k, warps_per_row);
     }
   });
 }
 
-template <WeightFormat F, int M>
+template <WeightFormat F, int M, bool kInt16>
 void launch_gated(const void* gate, const void* up, const float* x, float* out, int64_t n,
                   int64_t k, ActivationKind activation, cudaStream_t stream) {
-  using Tile = Tiling<split_layout(F).code_bits, M>;
+  using Tile = Tiling<split_layout(F).code_bits, M, kInt16>;
   constexpr int R = Tile::R, U = Tile::U;
   constexpr int kOutputs = kSlots * R / 2;
   const int warps_per_row =
@@ -340,15 +394,29 @@ void launch_gated(const void* gate, const void* up, const float* x, float* out, 
   const int64_t rows_per_block = static_cast<int64_t>(kWarps / warps_per_row) * kOutputs;
   const int64_t blocks = (n + rows_per_block - 1) / rows_per_block;
   const dim3 grid(static_cast<unsigned>(blocks));
+  const size_t shared = kInt16 ? static_cast<size_t>(staged_x16_bytes(k)) : 0;
+  const auto* gate_rows = static_cast<const uint8_t*>(gate);
+  const auto* up_rows = static_cast<const uint8_t*>(up);
   if (blocks <= multiprocessor_count()) {  // see kOneWaveBlocks
-    launch_kernel(gemv_split_gated_kernel<F, M, R, U, kOneWaveBlocks>, grid, kWarps * 32, 0, stream,
-                  static_cast<const uint8_t*>(gate), static_cast<const uint8_t*>(up), x, out, n, k,
-                  warps_per_row, activation);
+    launch_kernel(gemv_split_gated_kernel<F, M, R, U, kOneWaveBlocks, kInt16>, grid, kWarps * 32,
+                  shared, stream, gate_rows, up_rows, x, out, n, k, warps_per_row, activation);
   } else {
-    launch_kernel(gemv_split_gated_kernel<F, M, R, U, Tile::kMinBlocks>, grid, kWarps * 32, 0,
-                  stream, static_cast<const uint8_t*>(gate), static_cast<const uint8_t*>(up), x,
-                  out, n, k, warps_per_row, activation);
+    launch_kernel(gemv_split_gated_kernel<F, M, R, U, Tile::kMinBlocks, kInt16>, grid, kWarps * 32,
+                  shared, stream, gate_rows, up_rows, x, out, n, k, warps_per_row, activation);
   }
+}
+
+// Calls f with std::bool_constant<kInt16>: true only where the kernels take it (one row of x,
+// 4-bit codes) and int16_x_wanted says so.
+template <WeightFormat F, int M, typename Fn>
+void with_int16_choice(int64_t k, Fn&& f) {
+  if constexpr (M == 1 && split_layout(F).code_bits == 4) {
+    if (int16_x_wanted(F, M, k)) {
+      f(std::true_type{});
+      return;
+    }
+  }
+  f(std::false_type{});
 }
 
 }  // namespace
@@ -357,7 +425,10 @@ void gemv_split(WeightFormat format, const GemvSegments& segments, const float* 
                 int64_t k, cudaStream_t stream) {
   with_split_format(format, [&](auto f) {
     with_rows(m, [&](auto rows) {
-      launch<decltype(f)::value, decltype(rows)::value>(segments, x, k, stream);
+      constexpr WeightFormat F = decltype(f)::value;
+      constexpr int M = decltype(rows)::value;
+      with_int16_choice<F, M>(
+          k, [&](auto int16) { launch<F, M, decltype(int16)::value>(segments, x, k, stream); });
     });
   });
   check_launch("gemv (split layout)");
@@ -368,8 +439,11 @@ void gemv_gated_split(WeightFormat format, const void* gate, const void* up, con
                       cudaStream_t stream) {
   with_split_format(format, [&](auto f) {
     with_rows(m, [&](auto rows) {
-      launch_gated<decltype(f)::value, decltype(rows)::value>(gate, up, x, out, n, k, activation,
-                                                              stream);
+      constexpr WeightFormat F = decltype(f)::value;
+      constexpr int M = decltype(rows)::value;
+      with_int16_choice<F, M>(k, [&](auto int16) {
+        launch_gated<F, M, decltype(int16)::value>(gate, up, x, out, n, k, activation, stream);
+      });
     });
   });
   check_launch("gemv_gated (split layout)");

@@ -1,0 +1,102 @@
+// One row of x as int16 per group of 32 values, for integer dot products with 4-bit codes.
+//
+// d = max |x| / 32767 per group and x16 = round(x / d), exactly as the CPU backend's
+// Int16Activations (int16_activations.cpp) rounds them: an error of at most d / 2 per value. A
+// 32-bit word of split-layout codes holds 8 elements; lo = word & 0x0F0F0F0F has the even ones (0,
+// 2, 4, 6) in its bytes, hi = (word >> 4) & 0x0F0F0F0F the odd ones. dp2a.lo multiplies the two
+// int16 halves of its first operand (low half first) with bytes 0 and 1 of the second, dp2a.hi with
+// bytes 2 and 3, adding to an int32. So the 8 x16 of a word are kept as one uint4 {(x0, x2), (x4,
+// x6), (x1, x3), (x5, x7)}, consumed as lo(.x, lo), hi(.y, lo), lo(.z, hi), hi(.w, hi): a group's
+// 32 products take 16 dp2a and 8 mask instructions where float codes take 96 instructions. The
+// uint4s of 4 consecutive groups are interleaved by word (x16_word), because the 4 lanes of a GEMV
+// slot read 4 consecutive groups at once: each such load is 64 contiguous bytes. k is a multiple of
+// 128.
+#pragma once
+
+#include <cstdint>
+
+namespace flow2::cuda {
+
+constexpr int kInt16Group = 32;
+constexpr int kInt16Max = 32767;
+
+// uint4 index of word w (0..3) of group p.
+__host__ __device__ constexpr int64_t x16_word(int64_t p, int w) {
+  return (p >> 2) * 16 + w * 4 + (p & 3);
+}
+// int16 index of element e (0..31) of group p.
+__host__ __device__ constexpr int64_t x16_index(int64_t p, int e) {
+  const int i = e % 8;  // element within its word
+  return x16_word(p, e / 8) * 8 + (i & 1) * 4 + (i >> 1);
+}
+
+// Shared memory for a staged row of x: k / 8 uint4 of x16, then k / 32 int2 of (d bits, sum).
+constexpr int64_t staged_x16_bytes(int64_t k) {
+  return k / 8 * 16 + k / kInt16Group * 8;
+}
+
+// c + a.lo * b.byte0 + a.hi * b.byte1 (lo) or with bytes 2 and 3 (hi): a a pair of signed int16,
+// b unsigned bytes (codes 0..15).
+__device__ inline int dp2a_lo(uint32_t a, uint32_t b, int c) {
+  int d;
+  asm("dp2a.lo.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+__device__ inline int dp2a_hi(uint32_t a, uint32_t b, int c) {
+  int d;
+  asm("dp2a.hi.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
+// acc + sum_j code_j * x16_j over one group of 4-bit codes; xw[w] the uint4 of word w. Exact:
+// |sum| <= 15 * 32 * 32767 < 2^24.
+__device__ inline int group_dot(const uint4& codes, const uint4 (&xw)[4], int acc) {
+  const uint32_t words[4] = {codes.x, codes.y, codes.z, codes.w};
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    const uint32_t lo = words[w] & 0x0F0F0F0Fu, hi = (words[w] >> 4) & 0x0F0F0F0Fu;
+    acc = dp2a_lo(xw[w].x, lo, acc);
+    acc = dp2a_hi(xw[w].y, lo, acc);
+    acc = dp2a_lo(xw[w].z, hi, acc);
+    acc = dp2a_hi(xw[w].w, hi, acc);
+  }
+  return acc;
+}
+
+// The block's threads quantize x[0, k) into shared memory (staged_x16_bytes(k) at `shared`): 8
+// threads per group, a float4 each. Ends with __syncthreads.
+__device__ inline void stage_x16(const float* __restrict__ x, int64_t k, uint4* shared) {
+  auto* x16 = reinterpret_cast<int16_t*>(shared);
+  auto* meta = reinterpret_cast<int2*>(shared + k / 8);
+  const int64_t quads = k / 4;  // a multiple of 32: whole warps per pass
+#pragma unroll 2
+  for (int64_t i = threadIdx.x; i < quads; i += blockDim.x) {
+    const float4 v = __ldg(reinterpret_cast<const float4*>(x) + i);
+    float largest = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+    for (int offset = 1; offset < 8; offset *= 2) {
+      largest = fmaxf(largest, __shfl_xor_sync(0xffffffff, largest, offset));
+    }
+    // As the CPU's Int16Activations: x times the rounded inverse of d, to nearest even, clamped
+    // (the largest value may round a hair past 32767), so both hold the same x16.
+    const float d = largest / static_cast<float>(kInt16Max);
+    const float inverse = d > 0.0f ? 1.0f / d : 0.0f;
+    const float values[4] = {v.x, v.y, v.z, v.w};
+    int q[4];
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      q[c] = max(-kInt16Max, min(__float2int_rn(__fmul_rn(values[c], inverse)), kInt16Max));
+    }
+    int sum = (q[0] + q[1]) + (q[2] + q[3]);
+#pragma unroll
+    for (int offset = 1; offset < 8; offset *= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
+    const int64_t group = i / 8;
+    const int first = static_cast<int>(i % 8) * 4;
+#pragma unroll
+    for (int c = 0; c < 4; ++c) x16[x16_index(group, first + c)] = static_cast<int16_t>(q[c]);
+    if (first == 0) meta[group] = make_int2(__float_as_int(d), sum);
+  }
+  __syncthreads();
+}
+
+}  // namespace flow2::cuda
