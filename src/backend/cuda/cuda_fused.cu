@@ -23,7 +23,20 @@ __global__ void add_rms_norm_kernel(float* __restrict__ x, const float* __restri
                                     float* __restrict__ out, const float* __restrict__ weight,
                                     int64_t width, float eps,
                                     __nv_bfloat16* __restrict__ out_bf16) {
-  begin_after_prior_kernels();
+  let_next_kernel_launch();
+  // The norm's weights (which no kernel writes) are loaded while the previous kernel drains:
+  // after the sum of squares they would cost a memory round trip of their own. Wider rows
+  // (more than 4096 values) read them at the end, where registers would spill.
+  constexpr bool kEarlyScales = kPerThread <= 16;
+  float scales[kEarlyScales ? kPerThread : 1];
+  if constexpr (kEarlyScales) {
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int64_t j = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      scales[i] = j < width ? __ldg(weight + j) : 0.0f;
+    }
+  }
+  wait_for_prior_kernels();
   float* row = x + blockIdx.x * width;
   const float* added = kAdd ? delta + blockIdx.x * width : nullptr;
   float* result = out + blockIdx.x * width;
@@ -52,7 +65,8 @@ __global__ void add_rms_norm_kernel(float* __restrict__ x, const float* __restri
   for (int i = 0; i < kPerThread; ++i) {
     const int64_t j = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
     if (j < width) {
-      const float value = __fmul_rn(weight[j], __fmul_rn(values[i], inverse_rms));
+      const float scale = kEarlyScales ? scales[kEarlyScales ? i : 0] : weight[j];
+      const float value = __fmul_rn(scale, __fmul_rn(values[i], inverse_rms));
       result[j] = value;
       if (out_bf16) out_bf16[blockIdx.x * width + j] = __float2bfloat16_rn(value);
     }

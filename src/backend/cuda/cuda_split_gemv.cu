@@ -349,16 +349,18 @@ int split_warps_per_row(int64_t warp_rows, int64_t pieces, int stage_pieces) {
   return warps_per_row;
 }
 
-// One row of x times 4-bit codes takes the integer path (cuda_int16_x.cuh) when x fits the
-// default 48 KB of shared memory (k up to 21760) in whole groups of 4 x 32; FLOW2_CUDA_INT16_X=0
-// turns it off (to compare).
-bool int16_x_wanted(WeightFormat format, int64_t m, int64_t k) {
+// One row of x times 4-bit codes takes the integer path (cuda_int16_x.cuh) where it measured
+// faster: every block quantizes x itself, which costs more than it saves for long rows and
+// many blocks (H100, Q4_0: gate and up 14336x4096 20.4 -> 16.7 us, 4096x4096 8.0 -> 7.9, but
+// 4096x14336 22.1 -> 22.7 and the 128256-row output head 142 -> 150). `rows`: the launch's
+// rows of all matrices. FLOW2_CUDA_INT16_X=0 turns it off (to compare).
+bool int16_x_wanted(WeightFormat format, int64_t m, int64_t k, int64_t rows) {
   static const bool enabled = [] {
     const char* value = std::getenv("FLOW2_CUDA_INT16_X");
     return !(value && std::string(value) == "0");
   }();
-  return enabled && m == 1 && split_layout(format).code_bits == 4 && k % 128 == 0 &&
-         staged_x16_bytes(k) <= 48 * 1024;
+  return enabled && m == 1 && split_layout(format).code_bits == 4 && k % 128 == 0 && k <= 8192 &&
+         rows <= 32768;
 }
 
 template <WeightFormat F, int M, bool kInt16>
@@ -409,9 +411,9 @@ void launch_gated(const void* gate, const void* up, const float* x, float* out, 
 // Calls f with std::bool_constant<kInt16>: true only where the kernels take it (one row of x,
 // 4-bit codes) and int16_x_wanted says so.
 template <WeightFormat F, int M, typename Fn>
-void with_int16_choice(int64_t k, Fn&& f) {
+void with_int16_choice(int64_t k, int64_t rows, Fn&& f) {
   if constexpr (M == 1 && split_layout(F).code_bits == 4) {
-    if (int16_x_wanted(F, M, k)) {
+    if (int16_x_wanted(F, M, k, rows)) {
       f(std::true_type{});
       return;
     }
@@ -427,8 +429,11 @@ void gemv_split(WeightFormat format, const GemvSegments& segments, const float* 
     with_rows(m, [&](auto rows) {
       constexpr WeightFormat F = decltype(f)::value;
       constexpr int M = decltype(rows)::value;
-      with_int16_choice<F, M>(
-          k, [&](auto int16) { launch<F, M, decltype(int16)::value>(segments, x, k, stream); });
+      int64_t total_rows = 0;
+      for (int s = 0; s < segments.count; ++s) total_rows += segments.segment[s].n;
+      with_int16_choice<F, M>(k, total_rows, [&](auto int16) {
+        launch<F, M, decltype(int16)::value>(segments, x, k, stream);
+      });
     });
   });
   check_launch("gemv (split layout)");
@@ -441,7 +446,7 @@ void gemv_gated_split(WeightFormat format, const void* gate, const void* up, con
     with_rows(m, [&](auto rows) {
       constexpr WeightFormat F = decltype(f)::value;
       constexpr int M = decltype(rows)::value;
-      with_int16_choice<F, M>(k, [&](auto int16) {
+      with_int16_choice<F, M>(k, 2 * n, [&](auto int16) {
         launch_gated<F, M, decltype(int16)::value>(gate, up, x, out, n, k, activation, stream);
       });
     });
