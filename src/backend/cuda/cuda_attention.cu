@@ -2,9 +2,10 @@
 //
 // A block takes up to kWarps (query, head) pairs that read the same key/value head (a query tile
 // of the grouped-query heads), loads the keys and values in tiles of 32 rows into shared memory
-// once for all its warps, and each warp keeps its query's running maximum, sum and output. While
-// decoding there are few queries, so the key range is split over more blocks (grid z) whose
-// partial results a second kernel combines.
+// once for all its warps, and each warp keeps its query's running maximum, sum and output. With
+// few queries the key range is split over more blocks (grid z) whose partial results a second
+// kernel combines. Decoding one token takes cuda_decode_attention.cu where it can (head
+// dimensions 64 and 128); this kernel serves the other shapes and float32 prompts.
 #include <cfloat>
 
 #include "backend/cuda/cuda_cache_access.cuh"
