@@ -63,16 +63,33 @@ __device__ inline int group_dot(const uint4& codes, const uint4 (&xw)[4], int ac
   return acc;
 }
 
-// The block's threads quantize x[0, k) into shared memory (staged_x16_bytes(k) at `shared`): 8
-// threads per group, a float4 each. Ends with __syncthreads.
+// Rows of x the staging takes: kStageQuads float4 per thread of a 256-thread block.
+constexpr int kStageThreads = 256;
+constexpr int kStageQuads = 16;
+constexpr int64_t kInt16MaxK = int64_t{4} * kStageThreads * kStageQuads;  // 16384
+
+// The block's 256 threads quantize x[0, k) (k <= kInt16MaxK) into shared memory
+// (staged_x16_bytes(k) at `shared`): 8 threads per group, a float4 each. Every load is issued
+// before the first is used, so the staging costs about one trip to L2 (a loop that waited for
+// each pass made the 14336-wide rows of the down projection slower than the float path). Ends
+// with __syncthreads.
 __device__ inline void stage_x16(const float* __restrict__ x, int64_t k, uint4* shared) {
   auto* x16 = reinterpret_cast<int16_t*>(shared);
   auto* meta = reinterpret_cast<int2*>(shared + k / 8);
   const int64_t quads = k / 4;  // a multiple of 32: whole warps per pass
-#pragma unroll 2
-  for (int64_t i = threadIdx.x; i < quads; i += blockDim.x) {
-    const float4 v = __ldg(reinterpret_cast<const float4*>(x) + i);
-    float largest = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+  float4 v[kStageQuads];
+#pragma unroll
+  for (int pass = 0; pass < kStageQuads; ++pass) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(pass) * kStageThreads;
+    v[pass] = i < quads ? __ldg(reinterpret_cast<const float4*>(x) + i)
+                        : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+#pragma unroll
+  for (int pass = 0; pass < kStageQuads; ++pass) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(pass) * kStageThreads;
+    if (i >= quads) break;  // the same for a whole warp
+    float largest =
+        fmaxf(fmaxf(fabsf(v[pass].x), fabsf(v[pass].y)), fmaxf(fabsf(v[pass].z), fabsf(v[pass].w)));
 #pragma unroll
     for (int offset = 1; offset < 8; offset *= 2) {
       largest = fmaxf(largest, __shfl_xor_sync(0xffffffff, largest, offset));
@@ -81,7 +98,7 @@ __device__ inline void stage_x16(const float* __restrict__ x, int64_t k, uint4* 
     // (the largest value may round a hair past 32767), so both hold the same x16.
     const float d = largest / static_cast<float>(kInt16Max);
     const float inverse = d > 0.0f ? 1.0f / d : 0.0f;
-    const float values[4] = {v.x, v.y, v.z, v.w};
+    const float values[4] = {v[pass].x, v[pass].y, v[pass].z, v[pass].w};
     int q[4];
 #pragma unroll
     for (int c = 0; c < 4; ++c) {

@@ -20,6 +20,7 @@
 // variant that fed the codes to bf16 mma.sync was slower: the mma's k layout needs 4-byte code
 // loads from rows in element order).
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -211,6 +212,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   constexpr int kRows = kSlots * R;
   __shared__ float partial[kWarps][kRows][M];
   extern __shared__ uint4 staged_x[];  // kInt16: x as int16 (staged_x16_bytes)
+  static_assert(kWarps * 32 == kStageThreads, "stage_x16 spreads x over 256 threads");
   // Dependents may launch as soon as every block runs (cuda_launch.cuh).
   let_next_kernel_launch();
   int64_t block = 0;
@@ -351,16 +353,20 @@ int split_warps_per_row(int64_t warp_rows, int64_t pieces, int stage_pieces) {
 
 // One row of x times 4-bit codes takes the integer path (cuda_int16_x.cuh) where it measured
 // faster: every block quantizes x itself, which costs more than it saves for long rows and
-// many blocks (H100, Q4_0: gate and up 14336x4096 20.4 -> 16.7 us, 4096x4096 8.0 -> 7.9, but
-// 4096x14336 22.1 -> 22.7 and the 128256-row output head 142 -> 150). `rows`: the launch's
-// rows of all matrices. FLOW2_CUDA_INT16_X=0 turns it off (to compare).
+// many blocks (H100, Q4_0, staging that waited for each pass: gate and up 14336x4096 20.4 ->
+// 16.7 us, 4096x4096 8.0 -> 7.9, but 4096x14336 22.1 -> 22.7 and the 128256-row output head
+// 142 -> 150). `rows`: the launch's rows of all matrices. FLOW2_CUDA_INT16_X=0 turns it off,
+// =wide also takes rows up to kInt16MaxK long, =all any number of rows too (to compare).
 bool int16_x_wanted(WeightFormat format, int64_t m, int64_t k, int64_t rows) {
-  static const bool enabled = [] {
+  static const int mode = [] {
     const char* value = std::getenv("FLOW2_CUDA_INT16_X");
-    return !(value && std::string(value) == "0");
+    const std::string text = value ? value : "";
+    return text == "0" ? 0 : text == "wide" ? 2 : text == "all" ? 3 : 1;
   }();
-  return enabled && m == 1 && split_layout(format).code_bits == 4 && k % 128 == 0 && k <= 8192 &&
-         rows <= 32768;
+  const int64_t longest = mode >= 2 ? kInt16MaxK : 8192;
+  const int64_t most_rows = mode == 3 ? INT64_MAX : 32768;
+  return mode > 0 && m == 1 && split_layout(format).code_bits == 4 && k % 128 == 0 &&
+         k <= longest && rows <= most_rows;
 }
 
 template <WeightFormat F, int M, bool kInt16>
