@@ -63,16 +63,17 @@ __device__ inline int group_dot(const uint4& codes, const uint4 (&xw)[4], int ac
   return acc;
 }
 
-// Rows of x the staging takes: kStageQuads float4 per thread of a 256-thread block.
+// The staging's block: 256 threads, up to 16 float4 of x each.
 constexpr int kStageThreads = 256;
-constexpr int kStageQuads = 16;
-constexpr int64_t kInt16MaxK = int64_t{4} * kStageThreads * kStageQuads;  // 16384
+constexpr int64_t kInt16MaxK = int64_t{4} * kStageThreads * 16;  // 16384
 
-// The block's 256 threads quantize x[0, k) (k <= kInt16MaxK) into shared memory
+// The block's 256 threads quantize x[0, k) (k <= 1024 kStageQuads) into shared memory
 // (staged_x16_bytes(k) at `shared`): 8 threads per group, a float4 each. Every load is issued
 // before the first is used, so the staging costs about one trip to L2 (a loop that waited for
-// each pass made the 14336-wide rows of the down projection slower than the float path). Ends
+// each pass made the 14336-wide rows of the down projection slower than the float path); the
+// loads take 4 kStageQuads registers, so short rows compile with a smaller kStageQuads. Ends
 // with __syncthreads.
+template <int kStageQuads>
 __device__ inline void stage_x16(const float* __restrict__ x, int64_t k, uint4* shared) {
   auto* x16 = reinterpret_cast<int16_t*>(shared);
   auto* meta = reinterpret_cast<int2*>(shared + k / 8);

@@ -142,9 +142,9 @@ __device__ inline void accumulate_group_int16(const uint4 (&codes)[R], const flo
 // A lane's share of its R rows (rows[r]) times x: the pieces of its column and warp, U at a time
 // with the next U loading, then the sums of the slot's lanes. Leaves in mine[m] the total of row
 // r = column (zeros in lanes with column >= R).
-// With kInt16 (M = 1, 4-bit codes, k a multiple of 128) the block first stages x as int16 in
-// `staged` (staged_x16_bytes(k) of shared memory).
-template <WeightFormat F, int M, int R, int U, bool kInt16>
+// With kStage > 0 (M = 1, 4-bit codes, k a multiple of 128 and at most 1024 kStage) the block
+// first stages x as int16 in `staged` (staged_x16_bytes(k) of shared memory).
+template <WeightFormat F, int M, int R, int U, int kStage>
 __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* __restrict__ x,
                                  int64_t k, int warps_per_row, float (&mine)[M], uint4* staged) {
   constexpr int kElements = split_piece_elements(F);
@@ -161,7 +161,7 @@ __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* _
   // The first stage of weights (which never change on the GPU) is on its way while the previous
   // kernel, which wrote x, drains.
   wait_for_prior_kernels();
-  if constexpr (kInt16) stage_x16(x, k, staged);
+  if constexpr (kStage > 0) stage_x16<kStage>(x, k, staged);
   for (; piece < pieces; piece += U * step) {
     const int64_t following = piece + U * step;
     if (following < pieces) load_stage<F>(next, rows, code_bytes, following, step, pieces);
@@ -169,7 +169,7 @@ __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* _
     for (int u = 0; u < U; ++u) {
       const int64_t p = piece + u * step;
       if (p < pieces) {
-        if constexpr (kInt16) {
+        if constexpr (kStage > 0) {
           static_assert(M == 1 && split_layout(F).code_bits == 4);
           static_assert(split_piece_elements(F) == kInt16Group);
           accumulate_group_int16<F, R>(current.codes[u], current.params[u], staged, k, p, sum);
@@ -205,13 +205,13 @@ __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* _
 
 // Rows first .. first + kSlots * R - 1 of a warp: slot s holds rows first + s * R + r. A block's
 // rows belong to one of up to S segments (one matrix, its bias and its output).
-template <WeightFormat F, int M, int R, int U, int kMinBlocks, int S, bool kInt16>
+template <WeightFormat F, int M, int R, int U, int kMinBlocks, int S, int kStage>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     gemv_split_kernel(const __grid_constant__ BlockSegments segments, const float* __restrict__ x,
                       int64_t k, int warps_per_row) {
   constexpr int kRows = kSlots * R;
   __shared__ float partial[kWarps][kRows][M];
-  extern __shared__ uint4 staged_x[];  // kInt16: x as int16 (staged_x16_bytes)
+  extern __shared__ uint4 staged_x[];  // kStage > 0: x as int16 (staged_x16_bytes)
   static_assert(kWarps * 32 == kStageThreads, "stage_x16 spreads x over 256 threads");
   // Dependents may launch as soon as every block runs (cuda_launch.cuh).
   let_next_kernel_launch();
@@ -231,7 +231,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
               std::min(first + slot * R + r, n - 1) * row_bytes;
   }
   float mine[M];
-  slot_sums<F, M, R, U, kInt16>(rows, x, k, warps_per_row, mine, staged_x);
+  slot_sums<F, M, R, U, kStage>(rows, x, k, warps_per_row, mine, staged_x);
 
   const float* bias = segment.bias;
   float* out = segment.out;
@@ -264,7 +264,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 // out = act(x gate^T) * (x up^T): a slot's R rows are R / 2 rows of gate and the same rows of up,
 // so after the slot's sums lane column c < R / 2 holds gate row c and lane c + R / 2 its up row.
 // Each row's sum is the one gemv_split_kernel forms with the same warps_per_row.
-template <WeightFormat F, int M, int R, int U, int kMinBlocks, bool kInt16>
+template <WeightFormat F, int M, int R, int U, int kMinBlocks, int kStage>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     gemv_split_gated_kernel(const uint8_t* __restrict__ gate, const uint8_t* __restrict__ up,
                             const float* __restrict__ x, float* __restrict__ out, int64_t n,
@@ -290,7 +290,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     rows[kHalf + r] = up + row * row_bytes;
   }
   float mine[M];
-  slot_sums<F, M, R, U, kInt16>(rows, x, k, warps_per_row, mine, staged_x);
+  slot_sums<F, M, R, U, kStage>(rows, x, k, warps_per_row, mine, staged_x);
 
   if (warps_per_row == 1) {
     const int64_t row = first + slot * kHalf + column;
@@ -325,7 +325,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 // Rows per lane (R: each x value loaded serves R rows), pieces per pipeline stage (U: a lane
 // keeps R * U loads of 16 bytes in flight) and blocks per multiprocessor the registers must
 // allow (more warps hide more latency), as measured best on an H100: 14336x4096 and 4096x14336
-// matrices, 1-4 rows of x; kInt16 (x staged as int16) measured best with 2 rows per lane.
+// matrices, 1-4 rows of x; with x staged as int16 (kInt16) 2 rows per lane measured best.
 template <int kBits, int M, bool kInt16>
 struct Tiling {
   static constexpr int R = kInt16 ? 2 : kBits == 8 && M == 1 ? 2 : 4;
@@ -352,49 +352,45 @@ int split_warps_per_row(int64_t warp_rows, int64_t pieces, int stage_pieces) {
 }
 
 // One row of x times 4-bit codes takes the integer path (cuda_int16_x.cuh) where it measured
-// faster: every block quantizes x itself, which costs more than it saves for long rows and
-// many blocks (H100, Q4_0, staging that waited for each pass: gate and up 14336x4096 20.4 ->
-// 16.7 us, 4096x4096 8.0 -> 7.9, but 4096x14336 22.1 -> 22.7 and the 128256-row output head
-// 142 -> 150). `rows`: the launch's rows of all matrices. FLOW2_CUDA_INT16_X=0 turns it off,
-// =wide also takes rows up to kInt16MaxK long, =all any number of rows too (to compare).
+// faster: every block quantizes x itself, which costs more than it saves with many blocks (the
+// 128256-row output head: 142 -> 150 us on an H100, Q4_0). `rows`: the launch's rows of all
+// matrices. FLOW2_CUDA_INT16_X=0 turns it off, =all takes any number of rows (to compare).
 bool int16_x_wanted(WeightFormat format, int64_t m, int64_t k, int64_t rows) {
   static const int mode = [] {
     const char* value = std::getenv("FLOW2_CUDA_INT16_X");
     const std::string text = value ? value : "";
-    return text == "0" ? 0 : text == "wide" ? 2 : text == "all" ? 3 : 1;
+    return text == "0" ? 0 : text == "all" ? 2 : 1;
   }();
-  const int64_t longest = mode >= 2 ? kInt16MaxK : 8192;
-  const int64_t most_rows = mode == 3 ? INT64_MAX : 32768;
   return mode > 0 && m == 1 && split_layout(format).code_bits == 4 && k % 128 == 0 &&
-         k <= longest && rows <= most_rows;
+         k <= kInt16MaxK && (rows <= 32768 || mode == 2);
 }
 
-template <WeightFormat F, int M, bool kInt16>
+template <WeightFormat F, int M, int kStage>
 void launch(const GemvSegments& segments, const float* x, int64_t k, cudaStream_t stream) {
-  using Tile = Tiling<split_layout(F).code_bits, M, kInt16>;
+  using Tile = Tiling<split_layout(F).code_bits, M, (kStage > 0)>;
   constexpr int R = Tile::R, U = Tile::U;
   constexpr int kRows = kSlots * R;
   int64_t warp_rows = 0;
   for (int s = 0; s < segments.count; ++s) warp_rows += (segments.segment[s].n + kRows - 1) / kRows;
   const int warps_per_row = split_warps_per_row(warp_rows, k / split_piece_elements(F), U);
   const BlockSegments table = assign_blocks(segments, (kWarps / warps_per_row) * kRows);
-  const size_t shared = kInt16 ? static_cast<size_t>(staged_x16_bytes(k)) : 0;
+  const size_t shared = kStage > 0 ? static_cast<size_t>(staged_x16_bytes(k)) : 0;
   with_segments(segments, [&](auto tables) {
     constexpr int S = decltype(tables)::value;
     if (table.blocks <= static_cast<unsigned>(multiprocessor_count())) {  // see kOneWaveBlocks
-      launch_kernel(gemv_split_kernel<F, M, R, U, kOneWaveBlocks, S, kInt16>, dim3(table.blocks),
+      launch_kernel(gemv_split_kernel<F, M, R, U, kOneWaveBlocks, S, kStage>, dim3(table.blocks),
                     kWarps * 32, shared, stream, table, x, k, warps_per_row);
     } else {
-      launch_kernel(gemv_split_kernel<F, M, R, U, Tile::kMinBlocks, S, kInt16>, dim3(table.blocks),
+      launch_kernel(gemv_split_kernel<F, M, R, U, Tile::kMinBlocks, S, kStage>, dim3(table.blocks),
                     kWarps * 32, shared, stream, table, x, k, warps_per_row);
     }
   });
 }
 
-template <WeightFormat F, int M, bool kInt16>
+template <WeightFormat F, int M, int kStage>
 void launch_gated(const void* gate, const void* up, const float* x, float* out, int64_t n,
                   int64_t k, ActivationKind activation, cudaStream_t stream) {
-  using Tile = Tiling<split_layout(F).code_bits, M, kInt16>;
+  using Tile = Tiling<split_layout(F).code_bits, M, (kStage > 0)>;
   constexpr int R = Tile::R, U = Tile::U;
   constexpr int kOutputs = kSlots * R / 2;
   const int warps_per_row =
@@ -402,29 +398,36 @@ void launch_gated(const void* gate, const void* up, const float* x, float* out, 
   const int64_t rows_per_block = static_cast<int64_t>(kWarps / warps_per_row) * kOutputs;
   const int64_t blocks = (n + rows_per_block - 1) / rows_per_block;
   const dim3 grid(static_cast<unsigned>(blocks));
-  const size_t shared = kInt16 ? static_cast<size_t>(staged_x16_bytes(k)) : 0;
+  const size_t shared = kStage > 0 ? static_cast<size_t>(staged_x16_bytes(k)) : 0;
   const auto* gate_rows = static_cast<const uint8_t*>(gate);
   const auto* up_rows = static_cast<const uint8_t*>(up);
   if (blocks <= multiprocessor_count()) {  // see kOneWaveBlocks
-    launch_kernel(gemv_split_gated_kernel<F, M, R, U, kOneWaveBlocks, kInt16>, grid, kWarps * 32,
+    launch_kernel(gemv_split_gated_kernel<F, M, R, U, kOneWaveBlocks, kStage>, grid, kWarps * 32,
                   shared, stream, gate_rows, up_rows, x, out, n, k, warps_per_row, activation);
   } else {
-    launch_kernel(gemv_split_gated_kernel<F, M, R, U, Tile::kMinBlocks, kInt16>, grid, kWarps * 32,
+    launch_kernel(gemv_split_gated_kernel<F, M, R, U, Tile::kMinBlocks, kStage>, grid, kWarps * 32,
                   shared, stream, gate_rows, up_rows, x, out, n, k, warps_per_row, activation);
   }
 }
 
-// Calls f with std::bool_constant<kInt16>: true only where the kernels take it (one row of x,
-// 4-bit codes) and int16_x_wanted says so.
+// Calls f with std::integral_constant<int, kStage>: the float4 loads per thread that stage x as
+// int16 (4, 8 or 16: k up to 4096, 8192, 16384), or 0 for the float path, which the kernels take
+// for more rows of x, 8-bit codes, or where int16_x_wanted says no.
 template <WeightFormat F, int M, typename Fn>
 void with_int16_choice(int64_t k, int64_t rows, Fn&& f) {
   if constexpr (M == 1 && split_layout(F).code_bits == 4) {
     if (int16_x_wanted(F, M, k, rows)) {
-      f(std::true_type{});
+      if (k <= 4096) {
+        f(std::integral_constant<int, 4>{});
+      } else if (k <= 8192) {
+        f(std::integral_constant<int, 8>{});
+      } else {
+        f(std::integral_constant<int, 16>{});
+      }
       return;
     }
   }
-  f(std::false_type{});
+  f(std::integral_constant<int, 0>{});
 }
 
 }  // namespace
