@@ -143,7 +143,13 @@ TEST_P(QuantizedBackendOps, BlocksMatchTheCpuBackend) {
   uint64_t seed = 1;
   for (DType dtype : {DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
     for (auto [n, k] :
-         {std::pair<int64_t, int64_t>{1, 32}, {5, 96}, {37, 512}, {300, 4096}, {2000, 1024}}) {
+         {std::pair<int64_t, int64_t>{1, 32},
+          {5, 96},
+          {37, 512},
+          {300, 4096},
+          {2000, 1024},
+          {64, 6144},      // CUDA stages one row of x as int16 with 8 loads per thread ...
+          {64, 14336}}) {  // ... and with 16 (the down projection's width)
       check_against_cpu(random_blocks(dtype, n, k, seed++), dtype);
     }
   }
@@ -151,7 +157,8 @@ TEST_P(QuantizedBackendOps, BlocksMatchTheCpuBackend) {
 
 TEST_P(QuantizedBackendOps, KQuantBlocksMatchTheCpuBackend) {
   uint64_t seed = 50;
-  for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 256}, {37, 512}, {300, 4096}, {2000, 1024}}) {
+  for (auto [n, k] :
+       {std::pair<int64_t, int64_t>{1, 256}, {37, 512}, {300, 4096}, {2000, 1024}, {64, 14336}}) {
     check_against_cpu(random_blocks(DType::Q4_K, n, k, seed++), DType::Q4_K);
   }
 }
@@ -160,7 +167,8 @@ TEST_P(QuantizedBackendOps, MlxGroup64WeightsMatchTheCpuBackend) {
   uint64_t seed = 80;
   // CUDA keeps a group's scale and bias once (Q4_A64); the CPU reads the loader's Q4_1.
   const DType expected = GetParam() == "cuda" ? DType::Q4_A64 : DType::Q4_1;
-  for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 64}, {37, 576}, {300, 4096}, {2000, 1024}}) {
+  for (auto [n, k] :
+       {std::pair<int64_t, int64_t>{1, 64}, {37, 576}, {300, 4096}, {2000, 1024}, {64, 14336}}) {
     const HostTensor host = mlx_weight(n, k, seed++);
     ASSERT_EQ(host.dtype, DType::Q4_1);
     check_against_cpu(host, expected);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <random>
 #include <vector>
@@ -99,6 +100,8 @@ const DecodeCase kCases[] = {
     {{1, 1, 5, 9, 3, 64, 0.125f, 0}, {}},              // SmolLM2 (3 heads per kv head), few keys
     {{2, 1, 300, 12, 12, 64, 0.125f, 0}, {}},          // GPT-2 (one head per kv head)
     {{1, 1, 1000, 14, 2, 64, 0.125f, 0}, {}},          // Qwen2 0.5B (7 per kv head)
+    {{1, 1, 300, 10, 2, 64, 0.125f, 0}, {}},           // 5 per kv head
+    {{2, 1, 300, 12, 2, 128, 0.088f, 0}, {}},          // 6 per kv head
     {{3, 1, 4000, 8, 1, 128, 0.1f, 0}, {}},            // 8 per kv head; blocks take several chunks
     {{1, 1, 9000, 32, 8, 128, 0.088f, 0}, {}},         // long: many chunks per block
     {{2, 1, 500, 4, 2, 128, 0.1f, 64}, {}},            // a window: the first chunks are skipped
@@ -133,11 +136,56 @@ TEST(CudaDecodeAttention, MatchesTheCpuOverFloat32AndBf16Caches) {
     // Float32 rows: the same float32 arithmetic in another order.
     EXPECT_LE(largest_error(attention.run(*cuda, false), expected), 1e-5)
         << "float32 cache, past " << c.shape.n_past << " heads " << c.shape.n_heads;
-    // bf16 rows: keys and values round to bf16 (2^-9 relative); the outputs, averages of v in
-    // [-1, 1], move by less than 5e-3.
+    // bf16 rows: keys and values round to bf16 (2^-9 relative). Rounding v moves the outputs,
+    // averages of v in [-1, 1], by at most 2^-9; rounding k moves a score by scale * sum q dk,
+    // a sum of independent errors of about 0.1 * 2^-9 sqrt(d) / 3 (at most 0.02 should they all
+    // align), which moves the output by about as much: 5e-3 leaves several times the expected
+    // error.
     EXPECT_LE(largest_error(attention.run(*cuda, true), expected), 5e-3)
         << "bf16 cache, past " << c.shape.n_past << " heads " << c.shape.n_heads;
   }
+}
+
+TEST(CudaDecodeAttention, StepsReplayedAsGraphsAgreeWithSingleCalls) {
+  if (auto reason = testing::skip_reason("cuda"); !reason.empty()) GTEST_SKIP() << reason;
+  // Inside steps the split count follows the cache capacity and the lengths are staged, so the
+  // captured graph replays for every length; outside, the splits follow the length.
+  ::setenv("FLOW2_CUDA_GRAPHS", "1", 1);
+  auto cuda = make_backend("cuda");
+  ::unsetenv("FLOW2_CUDA_GRAPHS");
+  AttentionShape shape{1, 1, 0, 32, 8, 128, 0.088f, 0};
+  const int64_t capacity = 700, kv_width = 8 * 128, q_width = 32 * 128;
+  std::mt19937 random(9);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  auto uniform = [&](int64_t count) {
+    std::vector<float> values(static_cast<size_t>(count));
+    for (float& v : values) v = value(random);
+    return values;
+  };
+  auto cache = [&] {
+    Tensor stored = cuda->make_cache_tensor({capacity, kv_width});
+    cuda->kv_write(stored, cuda->from_host(uniform(capacity * kv_width), {capacity, kv_width}), 1,
+                   capacity, 0);
+    return stored;
+  };
+  Tensor keys = cache(), values = cache();
+  Tensor q = cuda->from_host(uniform(q_width), {1, q_width});
+  Tensor stepped = cuda->empty({1, q_width}), single = cuda->empty({1, q_width});
+  const auto& graphs = dynamic_cast<CudaBackend&>(*cuda).context().graphs();
+  for (int64_t step = 0; step < 6; ++step) {
+    shape.n_past = 600 + 17 * step;
+    cuda->attention(single, q, keys, values, shape);
+    const auto expected = cuda->to_host(single);
+    cuda->begin_step();
+    cuda->attention(stepped, q, keys, values, shape);
+    cuda->end_step();
+    const auto actual = cuda->to_host(stepped);
+    EXPECT_LE(largest_error(actual, expected), 1e-5) << "step " << step;
+  }
+  // The first step sizes the arena and runs op by op; the second is captured and launched, the
+  // rest replay (as CudaGraphs counts them).
+  EXPECT_EQ(graphs.captures(), 1);
+  EXPECT_EQ(graphs.replays(), 5);
 }
 
 TEST(CudaDecodeAttention, RepeatedCallsAgree) {

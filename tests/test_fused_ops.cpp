@@ -153,13 +153,13 @@ TEST_P(FusedOps, GatedMatmulEqualsTwoMatmulsThenGatedActivation) {
         backend_->matmul(plain_up, x, up, nullptr);
         backend_->gated_activation(plain, plain_gate, plain_up, activation);
         const auto got = backend_->to_host(fused), want = backend_->to_host(plain);
-        if (dtype == DType::F32) {
+        if (dtype == DType::F32 || m <= 4) {  // float32 weights, or decoding's GEMV sizes
           EXPECT_EQ(got, want) << dtype_name(dtype) << " m=" << m;
           continue;
         }
-        // With 16-bit weights a backend may keep the products in the weights' precision, as
-        // transformers' bf16 forward does (CUDA's prompt GEMMs do): equal, or within that
-        // rounding's reach.
+        // With 16-bit weights and prompt sizes a backend may keep the products in the weights'
+        // precision, as transformers' bf16 forward does (CUDA's prompt GEMMs do): equal, or
+        // within that rounding's reach.
         const auto g = backend_->to_host(plain_gate), u = backend_->to_host(plain_up);
         const auto g_reach = abs_product_sums(x_values, gate_values, m, n, k);
         const auto u_reach = abs_product_sums(x_values, up_values, m, n, k);

@@ -60,7 +60,9 @@ Context::Context(int device) : device_(device) {
   check_cuda(cudaMalloc(&step_device_, kStepStageBytes), "cudaMalloc");
   const size_t counter_bytes = kCompletionCounters * sizeof(int);
   check_cuda(cudaMalloc(&completion_counters_, counter_bytes), "cudaMalloc");
-  check_cuda(cudaMemset(completion_counters_, 0, counter_bytes), "cudaMemset");
+  // On the context's stream (non-blocking: a legacy-stream memset would not be ordered before
+  // its kernels).
+  check_cuda(cudaMemsetAsync(completion_counters_, 0, counter_bytes, stream_), "cudaMemsetAsync");
   fixed_bytes_ = kRingBytes + kStepStageBytes + kCublasWorkspaceBytes + counter_bytes;
   if (OpProfile::wanted()) profile_ = std::make_unique<OpProfile>();
 }

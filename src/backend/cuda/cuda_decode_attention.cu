@@ -110,7 +110,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   float q[kMaxGroup][E];
 #pragma unroll
   for (int h = 0; h < kMaxGroup; ++h) {
-    const float* row = p.q + (b * p.n_heads + kv_head * group + h) * kHeadDim + part * E;
+    // Heads past the group (kMaxGroup pads it) hold zeros and are never written.
+    const int64_t head = kv_head * group + min(h, group - 1);
+    const float* row = p.q + (b * p.n_heads + head) * kHeadDim + part * E;
 #pragma unroll
     for (int e = 0; e < E; e += 4) {
       const float4 four = h < group ? __ldg(reinterpret_cast<const float4*>(row + e))

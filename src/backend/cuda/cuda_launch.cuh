@@ -7,12 +7,16 @@
 // previous kernel has completed and its writes are visible.
 //
 // Rules for every kernel launched through launch_kernel:
-// - Call wait_for_prior_kernels() in every thread before reading anything an earlier kernel or
-//   copy wrote (activations, the KV cache, staged ids, positions and lengths) and before
-//   writing any global memory: a write before it could change data that the previous kernel
-//   still reads. Before it a kernel may only read weights, which nothing on the GPU writes after
-//   their upload (a copy, which the next kernel waits for in full, see below). So no Backend
-//   op may hand a GEMV a "weight" that a kernel wrote.
+// - Call wait_for_prior_kernels() in every thread before reading anything an earlier kernel
+//   wrote (activations, the KV cache) and before writing any global memory: a write before it
+//   could change data that the previous kernel still reads. Before it a kernel may read weights,
+//   which nothing on the GPU writes after their upload (a copy, which the next kernel waits for
+//   in full, see below), so no Backend op may hand a GEMV or a norm a "weight" that a kernel
+//   wrote; and staged inputs (ids, positions, lengths), which only copies write: a step's are
+//   copied before its graph's first kernel starts, an op's are copied right before its launch,
+//   and in both cases the kernels that come later start after the copy completed (decode
+//   attention reads its sequences' lengths before the wait). Other kernels read staged inputs
+//   after the wait.
 // - Every thread executes the wait, on every path, early exits included (flow2's kernels wait
 //   at the top, the GEMVs after their first loads). This is what makes the chain transitive:
 //   kernel N+1 only waits for kernel N, and N's completion implies N-1's only because N waited.
