@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
-#include <utility>
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_split_layout.h"
@@ -49,18 +48,31 @@ bool takes_mma_split(cuda::WeightFormat format, int64_t m) {
   return m >= mma_split_min_rows() && cuda::mma_split_supported(format, m);
 }
 
-// out[m, n] (float32, ldc n) += or = x16[m, k] * rows[n, k]^T on tensor cores: beta 1 adds to
-// out (a bias broadcast there first), 0 overwrites it.
-void gemm_16bit(cublasHandle_t handle, const void* rows, const void* x16, bool half, float* out,
-                int64_t m, int64_t n, int64_t ldc, int64_t k, bool add) {
+// out[m, n] (ldc n; float32, or 16-bit as the inputs are) += or = x16[m, k] * rows[n, k]^T on
+// tensor cores with float32 accumulation: beta 1 adds to out (a bias broadcast there first), 0
+// overwrites it.
+void gemm_16bit(cublasHandle_t handle, const void* rows, const void* x16, bool half, void* out,
+                cudaDataType out_type, int64_t m, int64_t n, int64_t ldc, int64_t k, bool add) {
   const float alpha = 1.0f, beta = add ? 1.0f : 0.0f;
   const cudaDataType type = half ? CUDA_R_16F : CUDA_R_16BF;
   cuda::check_cublas(
       cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
                    static_cast<int>(k), &alpha, rows, type, static_cast<int>(k), x16, type,
-                   static_cast<int>(k), &beta, out, CUDA_R_32F, static_cast<int>(ldc),
+                   static_cast<int>(k), &beta, out, out_type, static_cast<int>(ldc),
                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
       "matmul gemm");
+}
+
+// x rounded to the weights' 16-bit type for the GEMM, unless an earlier op left that rounding in
+// x16 already (`rounded`, Context::holds_rounded).
+void round_for_gemm(const float* x, void* x16, int64_t count, bool half, bool rounded,
+                    cudaStream_t stream) {
+  if (rounded) return;
+  if (half) {
+    cuda::convert_f32_to_f16(x, x16, count, stream);
+  } else {
+    cuda::convert_f32_to_bf16(x, x16, count, stream);
+  }
 }
 
 }  // namespace
@@ -173,13 +185,9 @@ void CudaBackend::gemm(Tensor& out, const Tensor& x, const Tensor& weight, const
       "gemm",
       [=](cudaStream_t stream) {
         if (bias_values) cuda::broadcast_rows(result, bias_values, m, n, stream);
-        if (!rounded && half) {
-          cuda::convert_f32_to_f16(in, x16, m * k, stream);
-        } else if (!rounded) {
-          cuda::convert_f32_to_bf16(in, x16, m * k, stream);
-        }
+        round_for_gemm(in, x16, m * k, half, rounded, stream);
         auto run = [&](const void* rows, int64_t first, int64_t count) {
-          gemm_16bit(handle, rows, x16, half, result + first, m, count, n, k,
+          gemm_16bit(handle, rows, x16, half, result + first, CUDA_R_32F, m, count, n, k,
                      bias_values != nullptr);
         };
         if (!blocks) {
@@ -234,23 +242,10 @@ void CudaBackend::prompt_gated_matmul(Tensor& out, const Tensor& x, const Tensor
   context_->submit(
       "prompt gated_matmul",
       [=](cudaStream_t stream) {
-        if (!rounded && half) {
-          cuda::convert_f32_to_f16(in, x16, m * k, stream);
-        } else if (!rounded) {
-          cuda::convert_f32_to_bf16(in, x16, m * k, stream);
-        }
-        const float alpha = 1.0f, beta = 0.0f;
-        const cudaDataType type = half ? CUDA_R_16F : CUDA_R_16BF;
-        const std::pair<const void*, uint16_t*> gemms[] = {{gate_rows, gate_out},
-                                                           {up_rows, up_out}};
-        for (const auto& [rows, product] : gemms) {
-          cuda::check_cublas(
-              cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
-                           static_cast<int>(m), static_cast<int>(k), &alpha, rows, type,
-                           static_cast<int>(k), x16, type, static_cast<int>(k), &beta, product,
-                           type, static_cast<int>(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-              "gated_matmul gemm");
-        }
+        round_for_gemm(in, x16, m * k, half, rounded, stream);
+        const cudaDataType product_type = half ? CUDA_R_16F : CUDA_R_16BF;
+        gemm_16bit(handle, gate_rows, x16, half, gate_out, product_type, m, n, n, k, false);
+        gemm_16bit(handle, up_rows, x16, half, up_out, product_type, m, n, n, k, false);
         cuda::gated_activation_16bit(result, gate_out, up_out, half, m * n, kind, rounded_out,
                                      stream);
       },
