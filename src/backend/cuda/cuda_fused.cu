@@ -65,7 +65,12 @@ __global__ void add_rms_norm_kernel(float* __restrict__ x, const float* __restri
   for (int i = 0; i < kPerThread; ++i) {
     const int64_t j = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
     if (j < width) {
-      const float scale = kEarlyScales ? scales[kEarlyScales ? i : 0] : weight[j];
+      float scale;
+      if constexpr (kEarlyScales) {
+        scale = scales[i];
+      } else {
+        scale = weight[j];
+      }
       const float value = __fmul_rn(scale, __fmul_rn(values[i], inverse_rms));
       result[j] = value;
       if (out_bf16) out_bf16[blockIdx.x * width + j] = __float2bfloat16_rn(value);
