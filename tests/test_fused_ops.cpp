@@ -10,6 +10,8 @@
 #include "backend_list.h"
 #include "flow2/backend.h"
 #include "flow2/dtype.h"
+#include "reference_ops.h"
+#include "test_support.h"
 
 namespace flow2 {
 namespace {
@@ -111,29 +113,12 @@ HostTensor host_weight(const std::vector<float>& values, Shape shape, DType dtyp
 // How far act(g) u may move when g and u are rounded to bf16 (a relative error of 2^-8 each, the
 // activations' slopes below 1.2) after sums of products whose order may differ (2^-16 of
 // sum |x w| covers float32 accumulation in any order at these sizes).
-float product_rounding_bound(float g, float u, float g_reach, float u_reach,
+float product_rounding_bound(float g, float u, double g_reach, double u_reach,
                              Activation activation) {
-  const float act =
-      activation == Activation::Silu
-          ? g / (1.0f + std::exp(-g))
-          : 0.5f * g * (1.0f + std::tanh(0.7978845608f * (g + 0.044715f * g * g * g)));
-  const float dg = std::ldexp(std::fabs(g), -8) + std::ldexp(g_reach, -16);
-  const float du = std::ldexp(std::fabs(u), -8) + std::ldexp(u_reach, -16);
+  const float act = static_cast<float>(reference::activation(g, activation));
+  const float dg = std::ldexp(std::fabs(g), -8) + std::ldexp(static_cast<float>(g_reach), -16);
+  const float du = std::ldexp(std::fabs(u), -8) + std::ldexp(static_cast<float>(u_reach), -16);
   return 1.2f * dg * (std::fabs(u) + du) + std::fabs(act) * du + 1e-6f * std::fabs(act * u);
-}
-
-// sum_j |x[r, j] w[c, j]| for every row r of x and row c of w.
-std::vector<float> abs_product_sums(const std::vector<float>& x, const std::vector<float>& w,
-                                    int64_t m, int64_t n, int64_t k) {
-  std::vector<float> sums(m * n);
-  for (int64_t r = 0; r < m; ++r) {
-    for (int64_t c = 0; c < n; ++c) {
-      double sum = 0;
-      for (int64_t j = 0; j < k; ++j) sum += std::fabs(x[r * k + j] * w[c * k + j]);
-      sums[r * n + c] = static_cast<float>(sum);
-    }
-  }
-  return sums;
 }
 
 TEST_P(FusedOps, GatedMatmulEqualsTwoMatmulsThenGatedActivation) {
@@ -161,8 +146,8 @@ TEST_P(FusedOps, GatedMatmulEqualsTwoMatmulsThenGatedActivation) {
         // precision, as transformers' bf16 forward does (CUDA's prompt GEMMs do): equal, or
         // within that rounding's reach.
         const auto g = backend_->to_host(plain_gate), u = backend_->to_host(plain_up);
-        const auto g_reach = abs_product_sums(x_values, gate_values, m, n, k);
-        const auto u_reach = abs_product_sums(x_values, up_values, m, n, k);
+        const auto g_reach = testing::abs_product_sums(x_values, gate_values, k);
+        const auto u_reach = testing::abs_product_sums(x_values, up_values, k);
         for (size_t i = 0; i < got.size(); ++i) {
           ASSERT_NEAR(got[i], want[i],
                       product_rounding_bound(g[i], u[i], g_reach[i], u_reach[i], activation))

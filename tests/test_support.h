@@ -53,19 +53,27 @@ inline double max_abs_difference(std::span<const float> a, std::span<const float
   return worst;
 }
 
-// The largest sum over j of |x[r, j] * w[o, j]| for x [rows, k] and w [n, k] (row-major): a
-// relative error e in each x or w moves a product x w^T by at most e times it.
-inline double largest_abs_product_sum(std::span<const float> x, std::span<const float> w,
-                                      int64_t k) {
-  double largest = 0.0;
+// sum over j of |x[r, j] * w[o, j]| for every row r of x [rows, k] and row o of w [n, k]
+// (row-major), as [rows, n]: a relative error e in each x or w moves the product x w^T at (r, o)
+// by at most e times it.
+inline std::vector<double> abs_product_sums(std::span<const float> x, std::span<const float> w,
+                                            int64_t k) {
+  std::vector<double> sums;
   for (size_t r = 0; r + static_cast<size_t>(k) <= x.size(); r += static_cast<size_t>(k)) {
     for (size_t o = 0; o + static_cast<size_t>(k) <= w.size(); o += static_cast<size_t>(k)) {
       double sum = 0.0;
       for (size_t j = 0; j < static_cast<size_t>(k); ++j) sum += std::abs(x[r + j] * w[o + j]);
-      largest = std::max(largest, sum);
+      sums.push_back(sum);
     }
   }
-  return largest;
+  return sums;
+}
+
+// The largest of abs_product_sums.
+inline double largest_abs_product_sum(std::span<const float> x, std::span<const float> w,
+                                      int64_t k) {
+  const std::vector<double> sums = abs_product_sums(x, w, k);
+  return sums.empty() ? 0.0 : *std::max_element(sums.begin(), sums.end());
 }
 
 std::string read_file(const std::filesystem::path& path);
