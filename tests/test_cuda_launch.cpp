@@ -16,6 +16,7 @@
 #include "backend_list.h"
 #include "flow2/gguf_export.h"
 #include "flow2/model.h"
+#include "random_checkpoint.h"
 #include "test_support.h"
 
 namespace flow2 {
@@ -98,6 +99,19 @@ void PrintTo(const Case& value, std::ostream* out) {
   if (value.gguf) *out << " as " << dtype_name(*value.gguf) << " GGUF";
 }
 
+// The fixture of a Case: a tiny model's directory, or for "random-llama-256" a Llama with rows of
+// 256 written into `dir` (random weights, tiny-llama's tokenizer): its 4-bit GEMVs stage x as
+// int16 (cuda_int16_x.cuh), which rows of 64 do not.
+std::filesystem::path fixture_path(const std::string& fixture, const std::filesystem::path& dir) {
+  if (fixture != "random-llama-256") return testing::model_path(fixture);
+  const auto path = dir / fixture;
+  bench::write_random_llama(path, {fixture, 320, 256, 512, 2, 4, 2, false}, 7);
+  for (const char* file : {"tokenizer.json", "tokenizer_config.json"}) {
+    std::filesystem::copy_file(testing::model_path("tiny-llama") / file, path / file);
+  }
+  return path;
+}
+
 class CudaProgrammaticDecode : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
@@ -107,7 +121,7 @@ class CudaProgrammaticDecode : public ::testing::TestWithParam<Case> {
 
 TEST_P(CudaProgrammaticDecode, LogitsEqualWithoutIt) {
   testing::TempDir dir;
-  std::filesystem::path checkpoint = testing::model_path(GetParam().fixture);
+  std::filesystem::path checkpoint = fixture_path(GetParam().fixture, dir.path());
   if (GetParam().gguf) {
     const auto path = dir / "model.gguf";
     export_gguf(open_checkpoint(checkpoint), path, {*GetParam().gguf});
@@ -148,7 +162,8 @@ INSTANTIATE_TEST_SUITE_P(
     Fixtures, CudaProgrammaticDecode,
     ::testing::Values(Case{"tiny-llama", std::nullopt}, Case{"tiny-llama-bf16", std::nullopt},
                       Case{"tiny-gpt2", std::nullopt}, Case{"tiny-mistral-window", std::nullopt},
-                      Case{"tiny-llama", DType::Q4_0}, Case{"tiny-llama", DType::Q8_0}),
+                      Case{"tiny-llama", DType::Q4_0}, Case{"tiny-llama", DType::Q8_0},
+                      Case{"random-llama-256", DType::Q4_0}, Case{"random-llama-256", DType::Q4_K}),
     [](const auto& info) {
       std::string name = info.param.fixture;
       if (info.param.gguf) {
