@@ -331,6 +331,7 @@ struct Tiling {
   static constexpr int R = kInt16 ? 2 : kBits == 8 && M == 1 ? 2 : 4;
   static constexpr int U = 1;
   static constexpr int kMinBlocks = kInt16 ? 2 : kBits == 8 && M == 1 ? 3 : M <= 2 ? 2 : 1;
+  static constexpr int kRulePieces = U;  // pieces a stage split_warps_per_row plans for
 };
 
 // A grid of at most one block per multiprocessor gains nothing from registers capped for
@@ -365,14 +366,36 @@ bool int16_x_wanted(WeightFormat format, int64_t m, int64_t k, int64_t rows) {
          k <= kInt16MaxK && (rows <= 32768 || mode == 2);
 }
 
-template <WeightFormat F, int M, int kStage>
-void launch(const GemvSegments& segments, const float* x, int64_t k, cudaStream_t stream) {
-  using Tile = Tiling<split_layout(F).code_bits, M, (kStage > 0)>;
+// Q4_0 launches on the int16 path with at most two blocks a multiprocessor (an 8B model's o and
+// down projections): registers do not limit their blocks, so each lane keeps 4 pieces of its 2
+// rows in flight instead of 1 (all of its pieces for rows of 4096), rows split over warps as for
+// one (H100, Q4_0 model tg128 336.7 / 336.5 -> 350.2 / 352.6 tok/s; 2 pieces gave 349.9 / 335.4,
+// and 2 pieces or 4 rows for every launch 311.9 / 311.5: fewer blocks fit where there are many).
+// Not the other 4-bit formats: their wider parameters spill registers at 4 pieces (unmeasured).
+struct FewBlocksTiling {
+  static constexpr int R = 2;
+  static constexpr int U = 4;
+  static constexpr int kMinBlocks = 2;
+  static constexpr int kRulePieces = 1;
+};
+
+// Warps a launch needs with one warp per kRows rows of each segment.
+int64_t warp_rows(const GemvSegments& segments, int kRows) {
+  int64_t rows = 0;
+  for (int s = 0; s < segments.count; ++s) rows += (segments.segment[s].n + kRows - 1) / kRows;
+  return rows;
+}
+
+bool few_blocks(const GemvSegments& segments) {
+  return warp_rows(segments, kSlots * FewBlocksTiling::R) <= int64_t{2} * multiprocessor_count();
+}
+
+template <WeightFormat F, int M, int kStage, typename Tile>
+void launch_tiled(const GemvSegments& segments, const float* x, int64_t k, cudaStream_t stream) {
   constexpr int R = Tile::R, U = Tile::U;
   constexpr int kRows = kSlots * R;
-  int64_t warp_rows = 0;
-  for (int s = 0; s < segments.count; ++s) warp_rows += (segments.segment[s].n + kRows - 1) / kRows;
-  const int warps_per_row = split_warps_per_row(warp_rows, k / split_piece_elements(F), U);
+  const int warps_per_row = split_warps_per_row(warp_rows(segments, kRows),
+                                                k / split_piece_elements(F), Tile::kRulePieces);
   const BlockSegments table = assign_blocks(segments, (kWarps / warps_per_row) * kRows);
   const size_t shared = kStage > 0 ? static_cast<size_t>(staged_x16_bytes(k)) : 0;
   with_segments(segments, [&](auto tables) {
@@ -385,6 +408,18 @@ void launch(const GemvSegments& segments, const float* x, int64_t k, cudaStream_
                     kWarps * 32, shared, stream, table, x, k, warps_per_row);
     }
   });
+}
+
+template <WeightFormat F, int M, int kStage>
+void launch(const GemvSegments& segments, const float* x, int64_t k, cudaStream_t stream) {
+  if constexpr (kStage > 0 && F == WeightFormat::Q4_0) {
+    if (few_blocks(segments)) {
+      launch_tiled<F, M, kStage, FewBlocksTiling>(segments, x, k, stream);
+      return;
+    }
+  }
+  launch_tiled<F, M, kStage, Tiling<split_layout(F).code_bits, M, (kStage > 0)>>(segments, x, k,
+                                                                                 stream);
 }
 
 template <WeightFormat F, int M, int kStage>
