@@ -95,7 +95,8 @@ TEST(StreamingDecoder, PiecesAreValidAndAddUp) {
     Tokenizer tokenizer = Tokenizer::from_file(
         testing::data_path(std::string("tokenizers/") + name + "/tokenizer.json"));
     const std::string text =
-        "Emoji 👩‍👩‍👧 and flags 🇫🇷🇯🇵, accents café naïve, CJK 東京タワー, "
+        "Emoji 👩‍👩‍👧 and flags 🇫🇷🇯🇵, accents café naïve, CJK "
+        "東京タワー, "
         "Devanagari "
         "नमस्ते. "
         "<|eot_id|> done";

@@ -35,15 +35,32 @@ std::vector<int64_t> HostTensor::to_i64() const {
   };
   switch (dtype) {
     case DType::BOOL:
-    case DType::U8: each(uint8_t{}); break;
-    case DType::I8: each(int8_t{}); break;
-    case DType::U16: each(uint16_t{}); break;
-    case DType::I16: each(int16_t{}); break;
-    case DType::U32: each(uint32_t{}); break;
-    case DType::I32: each(int32_t{}); break;
-    case DType::U64: each(uint64_t{}); break;
-    case DType::I64: each(int64_t{}); break;
-    default: break;
+    case DType::U8:
+      each(uint8_t{});
+      break;
+    case DType::I8:
+      each(int8_t{});
+      break;
+    case DType::U16:
+      each(uint16_t{});
+      break;
+    case DType::I16:
+      each(int16_t{});
+      break;
+    case DType::U32:
+      each(uint32_t{});
+      break;
+    case DType::I32:
+      each(int32_t{});
+      break;
+    case DType::U64:
+      each(uint64_t{});
+      break;
+    case DType::I64:
+      each(int64_t{});
+      break;
+    default:
+      break;
   }
   return values;
 }
