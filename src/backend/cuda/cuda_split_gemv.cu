@@ -473,9 +473,7 @@ void gemv_split(WeightFormat format, const GemvSegments& segments, const float* 
     with_rows(m, [&](auto rows) {
       constexpr WeightFormat F = decltype(f)::value;
       constexpr int M = decltype(rows)::value;
-      int64_t total_rows = 0;
-      for (int s = 0; s < segments.count; ++s) total_rows += segments.segment[s].n;
-      with_int16_choice<F, M>(k, total_rows, [&](auto int16) {
+      with_int16_choice<F, M>(k, total_rows(segments), [&](auto int16) {
         launch<F, M, decltype(int16)::value>(segments, x, k, stream);
       });
     });
