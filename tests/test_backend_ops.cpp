@@ -68,16 +68,22 @@ TEST_P(BackendOps, EmbeddingGathersAndAccumulates) {
   }
 }
 
+// Widths of 48 and 576 (blocks of 32 and 160 threads on CUDA) and 4096 (1024 threads).
 TEST_P(BackendOps, NormsMatchReference) {
-  const int64_t rows = 5, width = 48;
-  Matrix x = random_values(rows * width, 4, 3.0f);
-  Matrix weight = random_values(width, 5), bias = random_values(width, 6);
-  Tensor tx = upload(x, {rows, width}), out = backend_->empty({rows, width});
-  backend_->rms_norm(out, tx, upload(weight, {width}), 1e-5f);
-  EXPECT_LT(max_abs_difference(download(out), reference::rms_norm(x, weight, width, 1e-5)), 1e-5);
-  backend_->layer_norm(out, tx, upload(weight, {width}), upload(bias, {width}), 1e-5f);
-  EXPECT_LT(max_abs_difference(download(out), reference::layer_norm(x, weight, bias, width, 1e-5)),
-            1e-5);
+  const int64_t rows = 5;
+  for (int64_t width : {48, 576, 4096}) {
+    Matrix x = random_values(rows * width, 4, 3.0f);
+    Matrix weight = random_values(width, 5), bias = random_values(width, 6);
+    Tensor tx = upload(x, {rows, width}), out = backend_->empty({rows, width});
+    backend_->rms_norm(out, tx, upload(weight, {width}), 1e-5f);
+    EXPECT_LT(max_abs_difference(download(out), reference::rms_norm(x, weight, width, 1e-5)), 1e-5)
+        << "width " << width;
+    backend_->layer_norm(out, tx, upload(weight, {width}), upload(bias, {width}), 1e-5f);
+    EXPECT_LT(
+        max_abs_difference(download(out), reference::layer_norm(x, weight, bias, width, 1e-5)),
+        1e-5)
+        << "width " << width;
+  }
 }
 
 TEST_P(BackendOps, RopeMatchesReference) {

@@ -2,6 +2,8 @@
 // the same float operations in the same order as the ops it replaces (so results are equal).
 #include <cuda_bf16.h>
 
+#include <algorithm>
+
 #include "backend/cuda/cuda_cache_access.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
@@ -17,7 +19,7 @@ constexpr int kThreads = 256;
 // values (elements threadIdx.x + i * blockDim.x) in registers: written as a loop over memory,
 // each load waited for the store before it (the pointers may alias), and a 4096-wide row took
 // 15 us on an H100 (add_rms_norm, twice per layer of a decoding step; rms_norm 16 us, once per
-// token, under ncu).
+// token, under ncu). Any block size that is a multiple of 32 (norm_threads picks it).
 template <int kPerThread, bool kAdd>
 __global__ void add_rms_norm_kernel(float* __restrict__ x, const float* __restrict__ delta,
                                     float* __restrict__ out, const float* __restrict__ weight,
@@ -153,23 +155,35 @@ __global__ void rope_and_cache_kernel(RopeCacheParams p) {
   store_element(v_cache + cache_row * kv_width + item, p.v[row * kv_width + item]);
 }
 
+// Threads of a norm's block: rows of up to 4096 values take 4 values a thread (32 to 1024
+// threads; add_rms_norm_kernel<4, ..> fits 1024 threads' registers), wider rows 256 threads.
+// A decoding step's norms are one block each and on the critical path: 1024 threads instead of
+// 256 for rows of 4096 took tg128 of a Llama-3.1-8B-shaped model from 354.6 / 353.1 to 368.4 /
+// 374.3 tok/s (Q4_0) and from 166.9 / 167.0 to 172.1 / 172.3 (bf16) on an H100; 512 threads
+// gave 365.1 / 355.4 and 170.7 / 170.6.
+constexpr int kMostNormThreads = 1024;
+
+int norm_threads(int64_t width) {
+  const int64_t quarter = (width + 3) / 4;
+  return quarter <= kMostNormThreads
+             ? static_cast<int>(std::max<int64_t>(32, (quarter + 31) / 32 * 32))
+             : kThreads;
+}
+
 // add_rms_norm_kernel<.., kAdd> for rows of up to 64 values per thread; false for wider rows.
 template <bool kAdd>
 bool launch_in_registers(float* x, const float* delta, float* out, const float* weight,
                          int64_t rows, int64_t width, float eps, void* out_bf16,
                          cudaStream_t stream) {
-  // Values per thread: the fewest of 4, 8, 16, 32 and 64 that cover the row (16 for 4096).
-  const int64_t per_thread = (width + kThreads - 1) / kThreads;
+  const int threads = norm_threads(width);
+  // Values per thread: 4 up to 4096 values a row; beyond, 256 threads take 17 to 64.
+  const int64_t per_thread = (width + threads - 1) / threads;
   auto launch = [&](auto kernel) {
-    launch_kernel(kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x, delta, out, weight,
+    launch_kernel(kernel, static_cast<unsigned>(rows), threads, 0, stream, x, delta, out, weight,
                   width, eps, static_cast<__nv_bfloat16*>(out_bf16));
   };
   if (per_thread <= 4) {
     launch(add_rms_norm_kernel<4, kAdd>);
-  } else if (per_thread <= 8) {
-    launch(add_rms_norm_kernel<8, kAdd>);
-  } else if (per_thread <= 16) {
-    launch(add_rms_norm_kernel<16, kAdd>);
   } else if (per_thread <= 32) {
     launch(add_rms_norm_kernel<32, kAdd>);
   } else if (per_thread <= 64) {
