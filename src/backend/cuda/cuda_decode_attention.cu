@@ -18,6 +18,7 @@
 // attention left out).
 #include <algorithm>
 #include <cfloat>
+#include <cstdlib>
 
 #include <cuda_bf16.h>
 
@@ -27,16 +28,16 @@
 namespace flow2::cuda {
 namespace {
 
-constexpr int kWarps = 4;
 constexpr int kMaxSplits = 64;
 
-template <typename Cache, int kHeadDim, int kMaxGroup>
+template <typename Cache, int kHeadDim, int kMaxGroup, int kWarps>
 struct DecodeTile {
   static constexpr int kPerLoad = 16 / static_cast<int>(sizeof(Cache));  // values in 16 bytes
   static constexpr int kLanesPerKey = kHeadDim / kPerLoad;
   static constexpr int kKeysPerLoad = 32 / kLanesPerKey;
-  // Loads of K (and of V) in flight per lane: fewer for 8 query heads (registers).
-  static constexpr int kLoads = kMaxGroup <= 4 ? 8 : 4;
+  // Loads of K (and of V) in flight per lane: a chunk of 32 loads (16 for 8 query heads, whose
+  // registers allow fewer) spread over the block's warps.
+  static constexpr int kLoads = (kMaxGroup <= 4 ? 32 : 16) / kWarps;
   static constexpr int kKeysPerWarp = kLoads * kKeysPerLoad;
   static constexpr int kChunk = kWarps * kKeysPerWarp;
   static_assert(kLanesPerKey <= 32 && 32 % kLanesPerKey == 0, "a key's lanes share one warp");
@@ -64,10 +65,10 @@ __device__ inline void unpack(const uint4& raw, float (&values)[kPerLoad]) {
   }
 }
 
-template <typename Cache, int kHeadDim, int kMaxGroup>
+template <typename Cache, int kHeadDim, int kMaxGroup, int kWarps>
 __global__ void __launch_bounds__(kWarps * 32)
     decode_attention_kernel(const AttentionParams p, int* __restrict__ counters) {
-  using Tile = DecodeTile<Cache, kHeadDim, kMaxGroup>;
+  using Tile = DecodeTile<Cache, kHeadDim, kMaxGroup, kWarps>;
   constexpr int E = Tile::kPerLoad, kLanes = Tile::kLanesPerKey, kLoads = Tile::kLoads;
   constexpr int kChunk = Tile::kChunk;
   __shared__ float warp_max[kWarps][kMaxGroup], warp_sum[kWarps][kMaxGroup];
@@ -282,12 +283,36 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
+// Warps per block, among which a chunk's loads spread (measuring: FLOW2_CUDA_ATTENTION_WARPS=4,
+// 8 or 16).
+int attention_warps() {
+  static const int warps = [] {
+    const char* value = std::getenv("FLOW2_CUDA_ATTENTION_WARPS");
+    const int chosen = value ? std::atoi(value) : 4;
+    return chosen == 8 || chosen == 16 ? chosen : 4;
+  }();
+  return warps;
+}
+
 template <typename Cache, int kHeadDim, int kMaxGroup>
 void launch(const AttentionParams& p, int64_t splits, int* counters, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(p.n_kv_heads),
                   static_cast<unsigned>(p.batch));
-  launch_kernel(decode_attention_kernel<Cache, kHeadDim, kMaxGroup>, grid, kWarps * 32, 0, stream,
-                p, counters);
+  const int warps = attention_warps();
+  if constexpr (kMaxGroup <= 4) {  // 16 warps of 8 heads would pass 48 KB of shared memory
+    if (warps == 16) {
+      launch_kernel(decode_attention_kernel<Cache, kHeadDim, kMaxGroup, 16>, grid, 16 * 32, 0,
+                    stream, p, counters);
+      return;
+    }
+  }
+  if (warps >= 8) {
+    launch_kernel(decode_attention_kernel<Cache, kHeadDim, kMaxGroup, 8>, grid, 8 * 32, 0, stream,
+                  p, counters);
+  } else {
+    launch_kernel(decode_attention_kernel<Cache, kHeadDim, kMaxGroup, 4>, grid, 4 * 32, 0, stream,
+                  p, counters);
+  }
 }
 
 template <typename Cache, int kHeadDim>
@@ -308,11 +333,11 @@ void launch_for_group(const AttentionParams& p, int64_t splits, int* counters,
 template <typename Cache>
 int64_t chunk_keys(int64_t head_dim, int64_t group) {
   auto chunk = [&](auto tile) { return int64_t{decltype(tile)::kChunk}; };
-  const bool wide_group = group > 4;
-  if (head_dim == 64) {
-    return wide_group ? chunk(DecodeTile<Cache, 64, 8>{}) : chunk(DecodeTile<Cache, 64, 4>{});
-  }
-  return wide_group ? chunk(DecodeTile<Cache, 128, 8>{}) : chunk(DecodeTile<Cache, 128, 4>{});
+  const bool wide_group = group > 4;  // a chunk's keys do not depend on the warps
+  return head_dim == 64 ? (wide_group ? chunk(DecodeTile<Cache, 64, 8, 4>{})
+                                      : chunk(DecodeTile<Cache, 64, 4, 4>{}))
+                        : (wide_group ? chunk(DecodeTile<Cache, 128, 8, 4>{})
+                                      : chunk(DecodeTile<Cache, 128, 4, 4>{}));
 }
 
 }  // namespace
