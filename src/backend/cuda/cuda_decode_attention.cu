@@ -1,12 +1,13 @@
 // Attention of one new token per sequence over its KV cache (decoding), in one launch.
 //
 // Block (split s, kv head, sequence) takes chunks s, s + S, ... of the keys (S splits, each
-// chunk 4 warps x 8 loads of keys) for all the query heads that read this kv head. A lane holds
-// 16 bytes of a key row (8 bf16 or 4 float32 values) and the same columns of q for each query
-// head, so a warp reads 2-4 whole key rows per load instruction (256-byte rows of bf16 x 128)
-// and all 8 loads of K and V are in flight at once; lanes of a key meet in a shuffle to form its
-// scores. Each warp keeps an online softmax (running max, sum and output columns) over its keys;
-// the block merges its warps in shared memory. With several splits each block writes its
+// chunk 32 loads of keys, 16 for 8 query heads, spread over the block's 8 warps) for all the
+// query heads that read this kv head. A lane holds 16 bytes of a key row (8 bf16 or 4 float32
+// values) and the same columns of q for each query head, so a warp reads 2-4 whole key rows per
+// load instruction (256-byte rows of bf16 x 128) and all its loads of K and V are in flight at
+// once; lanes of a key meet in a shuffle to form its scores. Each warp keeps an online softmax
+// (running max, sum and output columns) over its keys; the block merges its warps in shared
+// memory. With several splits each block writes its
 // (max, sum, output) record, and the last block to finish (counted in the context's completion
 // counters) merges the records and writes the output: no second launch. Before waiting for the
 // previous kernel the block asks L2 for its first chunk (a hint: the loads that use the values
@@ -15,7 +16,10 @@
 // The kernel it replaces for decoding (cuda_attention.cu: 32-key tiles through shared memory,
 // a second kernel to combine the splits) took 14 us a layer inside the step graph of a
 // Llama-3.1-8B-shaped model at 512-640 keys (H100: tg128 bf16 161.6 -> 174.3 tok/s with
-// attention left out).
+// attention left out). The chunk over 8 warps of 4 loads instead of 4 warps of 8 shortens each
+// warp's serial work (decoding is latency-bound here: few blocks, one per kv head and split):
+// tg128 Q4_0 371.4 -> 378.3 tok/s (means of 3 and 5 runs; 16 warps 381.7), bf16 169.8 -> 172.2
+// (16 warps 173.2) on one H100.
 #include <algorithm>
 #include <cfloat>
 #include <cstdlib>
@@ -283,13 +287,14 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// Warps per block, among which a chunk's loads spread (measuring: FLOW2_CUDA_ATTENTION_WARPS=4,
-// 8 or 16).
+// Warps per block, among which a chunk's loads spread: 8, or FLOW2_CUDA_ATTENTION_WARPS=4 or 16
+// (to compare; 16 only for groups of up to 4 query heads, whose warps' outputs fit in shared
+// memory).
 int attention_warps() {
   static const int warps = [] {
     const char* value = std::getenv("FLOW2_CUDA_ATTENTION_WARPS");
-    const int chosen = value ? std::atoi(value) : 4;
-    return chosen == 8 || chosen == 16 ? chosen : 4;
+    const int chosen = value ? std::atoi(value) : 8;
+    return chosen == 4 || chosen == 16 ? chosen : 8;
   }();
   return warps;
 }
