@@ -7,11 +7,10 @@
 // load instruction (256-byte rows of bf16 x 128) and all its loads of K and V are in flight at
 // once; lanes of a key meet in a shuffle to form its scores. Each warp keeps an online softmax
 // (running max, sum and output columns) over its keys; the block merges its warps in shared
-// memory. With several splits each block writes its
-// (max, sum, output) record, and the last block to finish (counted in the context's completion
-// counters) merges the records and writes the output: no second launch. Before waiting for the
-// previous kernel the block asks L2 for its first chunk (a hint: the loads that use the values
-// come after the wait).
+// memory. With several splits each block writes its (max, sum, output) record, and the last
+// block to finish (counted in the context's completion counters) merges the records and writes
+// the output: no second launch. Before waiting for the previous kernel the block asks L2 for its
+// first chunk (a hint: the loads that use the values come after the wait).
 //
 // The kernel it replaces for decoding (cuda_attention.cu: 32-key tiles through shared memory,
 // a second kernel to combine the splits) took 14 us a layer inside the step graph of a
@@ -23,6 +22,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cstdlib>
+#include <type_traits>
 
 #include <cuda_bf16.h>
 
@@ -44,6 +44,8 @@ struct DecodeTile {
   static constexpr int kLoads = (kMaxGroup <= 4 ? 32 : 16) / kWarps;
   static constexpr int kKeysPerWarp = kLoads * kKeysPerLoad;
   static constexpr int kChunk = kWarps * kKeysPerWarp;
+  static_assert(kLoads * kWarps == (kMaxGroup <= 4 ? 32 : 16),
+                "a chunk's keys do not depend on the warps (chunk_keys)");
   static_assert(kLanesPerKey <= 32 && 32 % kLanesPerKey == 0, "a key's lanes share one warp");
 };
 
@@ -303,21 +305,17 @@ template <typename Cache, int kHeadDim, int kMaxGroup>
 void launch(const AttentionParams& p, int64_t splits, int* counters, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(p.n_kv_heads),
                   static_cast<unsigned>(p.batch));
+  auto run = [&](auto warps) {
+    constexpr int kWarps = decltype(warps)::value;
+    launch_kernel(decode_attention_kernel<Cache, kHeadDim, kMaxGroup, kWarps>, grid, kWarps * 32, 0,
+                  stream, p, counters);
+  };
   const int warps = attention_warps();
   if constexpr (kMaxGroup <= 4) {  // 16 warps of 8 heads would pass 48 KB of shared memory
-    if (warps == 16) {
-      launch_kernel(decode_attention_kernel<Cache, kHeadDim, kMaxGroup, 16>, grid, 16 * 32, 0,
-                    stream, p, counters);
-      return;
-    }
+    if (warps == 16) return run(std::integral_constant<int, 16>{});
   }
-  if (warps >= 8) {
-    launch_kernel(decode_attention_kernel<Cache, kHeadDim, kMaxGroup, 8>, grid, 8 * 32, 0, stream,
-                  p, counters);
-  } else {
-    launch_kernel(decode_attention_kernel<Cache, kHeadDim, kMaxGroup, 4>, grid, 4 * 32, 0, stream,
-                  p, counters);
-  }
+  if (warps == 4) return run(std::integral_constant<int, 4>{});
+  run(std::integral_constant<int, 8>{});
 }
 
 template <typename Cache, int kHeadDim>
