@@ -1,7 +1,8 @@
 // Fused decoding projections: shared_input_matmul (attention's q, k and v of one x; one GEMV
-// launch on CUDA) for dense and every split-layout format, and gated_matmul with split-layout
-// weights (gate, up and the activation in one kernel), on CUDA against the CPU backend and
-// against the ops they stand for; and the default shared_input_matmul on the CPU.
+// launch on CUDA) for dense and every split-layout format, qkv_rope_cache (the same launch
+// rotating and caching in its epilogue), and gated_matmul with split-layout weights (gate, up and
+// the activation in one kernel), on CUDA against the CPU backend and against the ops they stand
+// for; and the defaults of shared_input_matmul and qkv_rope_cache on the CPU.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -99,6 +100,39 @@ TEST(SharedInputMatmul, DefaultIsOneMatmulPerWeight) {
   }
 }
 
+TEST(QkvRopeCache, DefaultIsTheProductsThenRopeAndCache) {
+  auto cpu = make_backend("cpu");
+  const int64_t m = 2, k = 64, head_dim = 8, kv = 8;
+  const Tensor wq = cpu->upload_weight(random_weight(DType::Q4_0, 16, k, 1));
+  const Tensor wk = cpu->upload_weight(random_weight(DType::Q4_0, kv, k, 2));
+  const Tensor wv = cpu->upload_weight(random_weight(DType::Q4_0, kv, k, 3));
+  const Tensor bias = cpu->from_host(testing::random_values(kv, 4), {kv});
+  const Tensor x = cpu->from_host(testing::random_values(m * k, 5), {m, k});
+  const Tensor* const weights[] = {&wq, &wk, &wv};
+  const Tensor* const biases[] = {nullptr, nullptr, &bias};
+  const std::vector<int32_t> positions = {4, 5};
+  const std::vector<float> inv_freq = {1.0f, 0.5f, 0.25f, 0.125f};
+  const Matrix start = testing::random_values(4 * kv, 6);
+  Tensor fused_k = cpu->from_host(start, {4, kv}), fused_v = cpu->from_host(start, {4, kv});
+  Tensor plain_k = cpu->from_host(start, {4, kv}), plain_v = cpu->from_host(start, {4, kv});
+  Tensor fq = cpu->empty({m, 16}), fk = cpu->empty({m, kv}), fv = cpu->empty({m, kv});
+  Tensor pq = cpu->empty({m, 16}), pk = cpu->empty({m, kv}), pv = cpu->empty({m, kv});
+  cpu->qkv_rope_cache(fq, fk, fv, x, weights, biases, fused_k, fused_v, head_dim, positions,
+                      inv_freq, 1, m, 2);
+  cpu->matmul(pq, x, wq, nullptr);
+  cpu->matmul(pk, x, wk, nullptr);
+  cpu->matmul(pv, x, wv, &bias);
+  cpu->rope(pq, head_dim, positions, inv_freq);
+  cpu->rope(pk, head_dim, positions, inv_freq);
+  cpu->kv_write(plain_k, pk, 1, m, 2);
+  cpu->kv_write(plain_v, pv, 1, m, 2);
+  EXPECT_EQ(cpu->to_host(fq), cpu->to_host(pq));
+  EXPECT_EQ(cpu->to_host(fk), cpu->to_host(pk));
+  EXPECT_EQ(cpu->to_host(fv), cpu->to_host(pv));
+  EXPECT_EQ(cpu->to_host(fused_k), cpu->to_host(plain_k));
+  EXPECT_EQ(cpu->to_host(fused_v), cpu->to_host(plain_v));
+}
+
 TEST(SharedInputMatmul, SpansOfDifferentLengthsAreAnError) {
   auto cpu = make_backend("cpu");
   const Tensor w = cpu->from_host(testing::random_values(8 * 4, 1), {8, 4});
@@ -122,6 +156,11 @@ class CudaFusedProjections : public ::testing::Test {
   // against one matmul per matrix on CUDA (these shapes split every matrix's rows over warps as
   // its own launch would).
   void check_shared_input(DType dtype, const std::vector<int64_t>& rows, int64_t k);
+  // qkv_rope_cache against shared_input_matmul and rope_and_cache on CUDA, bit for bit (products,
+  // rotated q and k, and both caches), for 1-4 rows of x as sequences at different lengths and as
+  // the tokens of one; with and without biases and rotation.
+  void check_qkv_rope_cache(DType dtype, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
+                            int64_t k);
 
   std::unique_ptr<Backend> cuda_, cpu_;
 };
@@ -178,6 +217,130 @@ void CudaFusedProjections::check_shared_input(DType dtype, const std::vector<int
             << what;
       }
     }
+  }
+}
+
+// Fills a KV cache with random values (make_cache_tensor's dtype: bf16 beside 16-bit or quantized
+// weights), as kv_write of one sequence would.
+Tensor random_cache(Backend& backend, int64_t rows, int64_t width, uint64_t seed) {
+  Tensor cache = backend.make_cache_tensor({rows, width});
+  const Tensor values =
+      backend.from_host(testing::random_values(rows * width, seed), {rows, width});
+  backend.kv_write(cache, values, 1, rows, 0);
+  return cache;
+}
+
+void CudaFusedProjections::check_qkv_rope_cache(DType dtype, int64_t q_heads, int64_t kv_heads,
+                                                int64_t head_dim, int64_t k) {
+  const int64_t q_rows = q_heads * head_dim, kv_rows = kv_heads * head_dim, capacity = 16;
+  const int64_t widths[] = {q_rows, kv_rows, kv_rows};
+  std::vector<Tensor> weights, biases;
+  for (int i = 0; i < 3; ++i) {
+    weights.push_back(cuda_->upload_weight(random_weight(dtype, widths[i], k, 70 + i)));
+    biases.push_back(cuda_->from_host(testing::random_values(widths[i], 80 + i), {widths[i]}));
+  }
+  std::vector<float> inv_freq(static_cast<size_t>(head_dim / 2));
+  for (size_t i = 0; i < inv_freq.size(); ++i) {
+    inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / head_dim));
+  }
+  const std::vector<int64_t> lengths = {3, 10, 0, 7};
+  for (int64_t m = 1; m <= 4; ++m) {
+    for (bool one_sequence : {false, true}) {
+      const int64_t batch = one_sequence ? 1 : m, n_tokens = m / batch;
+      std::vector<int64_t> past(lengths.begin(), lengths.begin() + batch);
+      std::vector<int32_t> positions;
+      for (int64_t row = 0; row < m; ++row) {
+        positions.push_back(static_cast<int32_t>(past[row / n_tokens] + row % n_tokens));
+      }
+      const std::span<const int64_t> pasts =
+          batch > 1 ? std::span<const int64_t>(past) : std::span<const int64_t>();
+      const Tensor x = cuda_->from_host(testing::random_values(m * k, 90 + m), {m, k});
+      for (bool rotate : {true, false}) {
+        for (bool with_bias : {false, true}) {
+          const std::string what = fmt::format(
+              "{} heads {}/{} of {}, k={}, m={} as {} sequences, rotate {}, bias {}",
+              dtype_name(dtype), q_heads, kv_heads, head_dim, k, m, batch, rotate, with_bias);
+          const std::span<const float> frequencies =
+              rotate ? std::span<const float>(inv_freq) : std::span<const float>();
+          const Tensor* const w[] = {&weights[0], &weights[1], &weights[2]};
+          const Tensor* const b[] = {optional(biases[0], with_bias), nullptr,
+                                     optional(biases[2], with_bias)};
+          // The same starting caches for both.
+          Tensor fused_k = random_cache(*cuda_, batch * capacity, kv_rows, 100);
+          Tensor fused_v = random_cache(*cuda_, batch * capacity, kv_rows, 101);
+          Tensor plain_k = random_cache(*cuda_, batch * capacity, kv_rows, 100);
+          Tensor plain_v = random_cache(*cuda_, batch * capacity, kv_rows, 101);
+          Tensor fq = cuda_->empty({m, q_rows}), fk = cuda_->empty({m, kv_rows}),
+                 fv = cuda_->empty({m, kv_rows});
+          Tensor pq = cuda_->empty({m, q_rows}), pk = cuda_->empty({m, kv_rows}),
+                 pv = cuda_->empty({m, kv_rows});
+          cuda_->qkv_rope_cache(fq, fk, fv, x, w, b, fused_k, fused_v, head_dim, positions,
+                                frequencies, batch, n_tokens, past[0], pasts);
+          Tensor* const plain[] = {&pq, &pk, &pv};
+          cuda_->shared_input_matmul(plain, x, w, b);
+          cuda_->rope_and_cache(pq, pk, pv, plain_k, plain_v, head_dim, positions, frequencies,
+                                batch, n_tokens, past[0], pasts);
+          EXPECT_EQ(cuda_->to_host(fq), cuda_->to_host(pq)) << what << ": q";
+          EXPECT_EQ(cuda_->to_host(fk), cuda_->to_host(pk)) << what << ": k";
+          EXPECT_EQ(cuda_->to_host(fv), cuda_->to_host(pv)) << what << ": v";
+          EXPECT_EQ(cuda_->to_host(fused_k), cuda_->to_host(plain_k)) << what << ": k cache";
+          EXPECT_EQ(cuda_->to_host(fused_v), cuda_->to_host(plain_v)) << what << ": v cache";
+        }
+      }
+    }
+  }
+}
+
+// Heads of 64 and 128 (Llama's and SmolLM2's), grouped queries, rows of 512 and 4096: every
+// tiling of the GEMVs (one warp a row and rows over warps; Q4_0's few-block tiling at 16 heads,
+// its wide one at Llama-3.1-8B's 32). Heads of 16 do not pair up in the kernels' tiles: the two
+// ops run.
+TEST_F(CudaFusedProjections, QkvRopeCacheMatchesTheOpsOneByOne) {
+  for (DType dtype : kFormats) {
+    check_qkv_rope_cache(dtype, 4, 2, 64, 512);
+    check_qkv_rope_cache(dtype, 16, 4, 128, 4096);
+  }
+  check_qkv_rope_cache(DType::Q4_0, 32, 8, 128, 4096);
+  check_qkv_rope_cache(DType::BF16, 4, 4, 16, 256);
+  check_qkv_rope_cache(DType::Q4_0, 4, 4, 16, 256);
+}
+
+// Recorded in decoding steps, the launch replays as a graph with each step's positions and cache
+// rows.
+TEST_F(CudaFusedProjections, QkvRopeCacheReplaysInStepGraphs) {
+  const int64_t k = 512, head_dim = 64, kv_rows = 128, capacity = 8;
+  std::vector<Tensor> weights;
+  const int64_t widths[] = {256, kv_rows, kv_rows};
+  for (int i = 0; i < 3; ++i) {
+    weights.push_back(cuda_->upload_weight(random_weight(DType::Q4_0, widths[i], k, 110 + i)));
+  }
+  const Tensor* const w[] = {&weights[0], &weights[1], &weights[2]};
+  const Tensor* const b[] = {nullptr, nullptr, nullptr};
+  const std::vector<float> inv_freq(head_dim / 2, 0.25f);
+  Tensor x = cuda_->from_host(testing::random_values(k, 120), {1, k});
+  const Tensor delta = cuda_->from_host(testing::random_values(k, 121), {1, k});
+  Tensor fused_k = random_cache(*cuda_, capacity, kv_rows, 122);
+  Tensor fused_v = random_cache(*cuda_, capacity, kv_rows, 123);
+  Tensor plain_k = random_cache(*cuda_, capacity, kv_rows, 122);
+  Tensor plain_v = random_cache(*cuda_, capacity, kv_rows, 123);
+  Tensor fq = cuda_->empty({1, 256}), fk = cuda_->empty({1, kv_rows}),
+         fv = cuda_->empty({1, kv_rows});
+  for (int step = 0; step < 4; ++step) {
+    cuda_->add(x, x, delta);  // new values at the same address
+    const std::vector<int32_t> positions = {step};
+    const std::vector<int64_t> past = {step};
+    cuda_->begin_step();
+    cuda_->qkv_rope_cache(fq, fk, fv, x, w, b, fused_k, fused_v, head_dim, positions, inv_freq, 1,
+                          1, step, past);
+    cuda_->end_step();
+    Tensor pq = cuda_->empty({1, 256}), pk = cuda_->empty({1, kv_rows}),
+           pv = cuda_->empty({1, kv_rows});
+    Tensor* const plain[] = {&pq, &pk, &pv};
+    cuda_->shared_input_matmul(plain, x, w, b);
+    cuda_->rope_and_cache(pq, pk, pv, plain_k, plain_v, head_dim, positions, inv_freq, 1, 1, step);
+    EXPECT_EQ(cuda_->to_host(fq), cuda_->to_host(pq)) << "step " << step;
+    EXPECT_EQ(cuda_->to_host(fused_k), cuda_->to_host(plain_k)) << "step " << step;
+    EXPECT_EQ(cuda_->to_host(fused_v), cuda_->to_host(plain_v)) << "step " << step;
   }
 }
 

@@ -179,6 +179,20 @@ class Backend {
     kv_write(k_cache, k, batch, n_tokens, n_past, past);
     kv_write(v_cache, v, batch, n_tokens, n_past, past);
   }
+  // shared_input_matmul of q, k and v (three weights and three biases, a null one for none),
+  // then rope_and_cache: attention's projections rotated and stored, so that a backend may
+  // rotate and store them in the products' epilogue.
+  virtual void qkv_rope_cache(Tensor& q, Tensor& k, Tensor& v, const Tensor& x,
+                              std::span<const Tensor* const> weights,
+                              std::span<const Tensor* const> biases, Tensor& k_cache,
+                              Tensor& v_cache, int64_t head_dim, std::span<const int32_t> positions,
+                              std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
+                              int64_t n_past, std::span<const int64_t> past = {}) {
+    Tensor* const outs[] = {&q, &k, &v};
+    shared_input_matmul(outs, x, weights, biases);
+    rope_and_cache(q, k, v, k_cache, v_cache, head_dim, positions, inv_freq, batch, n_tokens,
+                   n_past, past);
+  }
 
   // --- training: forward ops that keep what backward needs, and the backward of each op.
   // Frozen weights get no gradients; only inputs do. RoPE's backward is `rope` with negated

@@ -30,21 +30,34 @@ void apply_linear(Backend& backend, Tensor& out, const Tensor& x, const Linear& 
   }
 }
 
-// q, k and v of the same normed x: one fused op (one kernel on CUDA while decoding) unless an
-// adapter's low-rank path has to be added to one of them.
-void project_qkv(Backend& backend, Tensor& q, Tensor& k, Tensor& v, const Tensor& x,
-                 const DecoderLayer& layer) {
-  if (layer.q.lora_a.defined() || layer.k.lora_a.defined() || layer.v.lora_a.defined()) {
+bool has_adapter(const DecoderLayer& layer) {
+  return layer.q.lora_a.defined() || layer.k.lora_a.defined() || layer.v.lora_a.defined();
+}
+
+const Tensor* bias_of(const Linear& linear) {
+  return linear.bias.defined() ? &linear.bias : nullptr;
+}
+
+// q, k and v of the same normed x, rotated and stored in the layer's cache: one fused op (one
+// kernel on CUDA while decoding) unless an adapter's low-rank path has to be added to one of the
+// products first.
+void project_rope_cache(Backend& backend, Tensor& q, Tensor& k, Tensor& v, const Tensor& x,
+                        const DecoderLayer& layer, Tensor& k_cache, Tensor& v_cache,
+                        int64_t head_dim, std::span<const int32_t> positions,
+                        std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
+                        int64_t n_past, std::span<const int64_t> past) {
+  if (has_adapter(layer)) {
     apply_linear(backend, q, x, layer.q);
     apply_linear(backend, k, x, layer.k);
     apply_linear(backend, v, x, layer.v);
+    backend.rope_and_cache(q, k, v, k_cache, v_cache, head_dim, positions, inv_freq, batch,
+                           n_tokens, n_past, past);
     return;
   }
-  auto bias = [](const Linear& linear) { return linear.bias.defined() ? &linear.bias : nullptr; };
-  Tensor* const outs[] = {&q, &k, &v};
   const Tensor* const weights[] = {&layer.q.weight, &layer.k.weight, &layer.v.weight};
-  const Tensor* const biases[] = {bias(layer.q), bias(layer.k), bias(layer.v)};
-  backend.shared_input_matmul(outs, x, weights, biases);
+  const Tensor* const biases[] = {bias_of(layer.q), bias_of(layer.k), bias_of(layer.v)};
+  backend.qkv_rope_cache(q, k, v, x, weights, biases, k_cache, v_cache, head_dim, positions,
+                         inv_freq, batch, n_tokens, n_past, past);
 }
 
 void apply_norm(Backend& backend, Tensor& out, const Tensor& x, const Norm& norm, float eps) {
@@ -189,9 +202,8 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
              eps);
   for (size_t l = 0; l < layers; ++l) {
     const DecoderLayer& layer = weights.layers[l];
-    project_qkv(backend, q, k, v, normed, layer);
-    backend.rope_and_cache(q, k, v, cache.keys(l), cache.values(l), config.head_dim, positions,
-                           inv_freq, batch, n_tokens, n_past, past);
+    project_rope_cache(backend, q, k, v, normed, layer, cache.keys(l), cache.values(l),
+                       config.head_dim, positions, inv_freq, batch, n_tokens, n_past, past);
     AttentionShape shape{batch,
                          n_tokens,
                          n_past,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "backend/cuda/cuda_context.h"
 #include "backend/cuda/cuda_kernels.h"
@@ -66,6 +67,12 @@ class CudaBackend final : public Backend {
                       int64_t head_dim, std::span<const int32_t> positions,
                       std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
                       int64_t n_past, std::span<const int64_t> past) override;
+  void qkv_rope_cache(Tensor& q, Tensor& k, Tensor& v, const Tensor& x,
+                      std::span<const Tensor* const> weights, std::span<const Tensor* const> biases,
+                      Tensor& k_cache, Tensor& v_cache, int64_t head_dim,
+                      std::span<const int32_t> positions, std::span<const float> inv_freq,
+                      int64_t batch, int64_t n_tokens, int64_t n_past,
+                      std::span<const int64_t> past) override;
 
   // Training ops are not on the GPU yet: each throws an error that says so.
   void matmul_input_grad(Tensor& dx, const Tensor& dy, const Tensor& weight,
@@ -104,6 +111,19 @@ class CudaBackend final : public Backend {
   // graph is then the same), outside one when the sequences differ. Null: every sequence is at
   // n_past, passed by value.
   const int64_t* staged_past(int64_t batch, int64_t n_past, std::span<const int64_t> past);
+  // rope_and_cache's checks, and its kernel's parameters (inputs staged).
+  cuda::RopeCacheParams rope_cache_params(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache,
+                                          Tensor& v_cache, int64_t head_dim,
+                                          std::span<const int32_t> positions,
+                                          std::span<const float> inv_freq, int64_t batch,
+                                          int64_t n_tokens, int64_t n_past,
+                                          std::span<const int64_t> past);
+  // The GEMV segments of shared_input_matmul's products where they run as one launch (decoding:
+  // one dtype, float32 x and outputs), else nullopt (the products one by one).
+  std::optional<cuda::GemvSegments> gemv_segments_for(std::span<Tensor* const> outs,
+                                                      const Tensor& x,
+                                                      std::span<const Tensor* const> weights,
+                                                      std::span<const Tensor* const> biases);
   Tensor allocate(DType dtype, Shape shape, size_t bytes);
   // Block-quantized matrices in the split layout (cuda_split_upload.cpp).
   Tensor upload_split(const HostTensor& host, DType dtype);

@@ -8,6 +8,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_math.cuh"
+#include "backend/cuda/cuda_rope_epilogue.cuh"
 
 namespace flow2::cuda {
 namespace {
@@ -104,16 +105,14 @@ __global__ void add_rms_norm_wide_kernel(float* __restrict__ x, const float* __r
   }
 }
 
-// The rotation of rope_kernel for pair i of a head's values.
+// The rotation of rope_kernel for pair i of a head's values (cuda_rope_epilogue.cuh, which the
+// GEMV epilogue of qkv_rope_cache shares).
 __device__ inline void rotate(float* values, int64_t i, int64_t half, int32_t position,
                               const float* inv_freq) {
-  const float angle = __fmul_rn(static_cast<float>(position), inv_freq[i]);
-  double sine, cosine;
-  sincos(static_cast<double>(angle), &sine, &cosine);
-  const float c = static_cast<float>(cosine), s = static_cast<float>(sine);
+  const float2 cs = rope_cos_sin(position, inv_freq[i]);
   const float first = values[i], second = values[i + half];
-  values[i] = __fsub_rn(__fmul_rn(first, c), __fmul_rn(second, s));
-  values[i + half] = __fadd_rn(__fmul_rn(second, c), __fmul_rn(first, s));
+  values[i] = rope_rotate(first, second, cs, false);
+  values[i + half] = rope_rotate(second, first, cs, true);
 }
 
 // Per row, one thread for each rotated pair of q, each pair of k (rotated, then both values

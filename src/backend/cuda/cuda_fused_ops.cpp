@@ -1,6 +1,8 @@
 // The CUDA backend's fused ops (Backend's "fused ops"): the checks of the ops they stand for,
 // then one kernel.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/op_checks.h"
@@ -32,11 +34,23 @@ void CudaBackend::add_rms_norm(Tensor& x, const Tensor& delta, Tensor& out, cons
   keep_rounding(out, rounded);
 }
 
-void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache,
-                                 Tensor& v_cache, int64_t head_dim,
-                                 std::span<const int32_t> positions,
-                                 std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
-                                 int64_t n_past, std::span<const int64_t> past) {
+namespace {
+
+// FLOW2_CUDA_QKV_ROPE=0 runs qkv_rope_cache as its two ops (to compare).
+bool rope_in_epilogue() {
+  static const bool on = [] {
+    const char* value = std::getenv("FLOW2_CUDA_QKV_ROPE");
+    return !(value && std::strcmp(value, "0") == 0);
+  }();
+  return on;
+}
+
+}  // namespace
+
+cuda::RopeCacheParams CudaBackend::rope_cache_params(
+    Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache, int64_t head_dim,
+    std::span<const int32_t> positions, std::span<const float> inv_freq, int64_t batch,
+    int64_t n_tokens, int64_t n_past, std::span<const int64_t> past) {
   const int64_t rows = q.rows(), kv_width = k.cols();
   check(head_dim > 0 && head_dim % 2 == 0 && q.cols() % head_dim == 0 && kv_width % head_dim == 0,
         "rope_and_cache: head dimension {} does not divide {} and {}", head_dim, q.cols(),
@@ -55,15 +69,15 @@ void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& 
   const int64_t longest = longest_past(n_past, past);
   check(longest + n_tokens <= capacity, "rope_and_cache: {} tokens exceed the cache capacity {}",
         longest + n_tokens, capacity);
-  if (rows == 0) return;
-  cuda::RopeCacheParams p;
-  p.q = q.data_as<float>();
-  p.k = k.data_as<float>();
-  p.v = v.data_as<float>();
   check((k_cache.dtype() == DType::F32 || k_cache.dtype() == DType::BF16) &&
             v_cache.dtype() == k_cache.dtype(),
         "rope_and_cache: caches are {} and {}, not both float32 or both bf16",
         dtype_name(k_cache.dtype()), dtype_name(v_cache.dtype()));
+  cuda::RopeCacheParams p;
+  if (rows == 0) return p;
+  p.q = q.data_as<float>();
+  p.k = k.data_as<float>();
+  p.v = v.data_as<float>();
   p.k_cache = k_cache.data();
   p.v_cache = v_cache.data();
   p.bf16_cache = k_cache.dtype() == DType::BF16;
@@ -77,6 +91,17 @@ void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& 
   p.capacity = capacity;
   p.device_n_past = staged_past(batch, n_past, past);
   if (!p.device_n_past) p.n_past = n_past;
+  return p;
+}
+
+void CudaBackend::rope_and_cache(Tensor& q, Tensor& k, const Tensor& v, Tensor& k_cache,
+                                 Tensor& v_cache, int64_t head_dim,
+                                 std::span<const int32_t> positions,
+                                 std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
+                                 int64_t n_past, std::span<const int64_t> past) {
+  const cuda::RopeCacheParams p = rope_cache_params(q, k, v, k_cache, v_cache, head_dim, positions,
+                                                    inv_freq, batch, n_tokens, n_past, past);
+  if (p.rows == 0) return;
   context_->submit(
       "rope_and_cache", [=](cudaStream_t stream) { cuda::rope_and_cache(p, stream); }, p.q, p.k,
       p.v, p.k_cache, p.v_cache, p.bf16_cache, p.positions, p.inv_freq, p.rows, p.n_tokens,
@@ -113,10 +138,9 @@ void CudaBackend::gated_matmul(Tensor& out, const Tensor& x, const Tensor& gate,
       format, gate_rows, up_rows, in, result, m, n, k, kind);
 }
 
-void CudaBackend::shared_input_matmul(std::span<Tensor* const> outs, const Tensor& x,
-                                      std::span<const Tensor* const> weights,
-                                      std::span<const Tensor* const> biases) {
-  check_shared_input_matmul(outs, x, weights, biases);
+std::optional<cuda::GemvSegments> CudaBackend::gemv_segments_for(
+    std::span<Tensor* const> outs, const Tensor& x, std::span<const Tensor* const> weights,
+    std::span<const Tensor* const> biases) {
   const auto count = static_cast<int>(weights.size());
   const int64_t m = x.rows(), k = x.cols();
   // One launch where each product would be a GEMV of the same weight format; otherwise (prompts,
@@ -127,18 +151,30 @@ void CudaBackend::shared_input_matmul(std::span<Tensor* const> outs, const Tenso
     fused = weights[i]->dtype() == weights[0]->dtype() && weights[i]->rows() > 0 &&
             outs[i]->dtype() == DType::F32 && (!biases[i] || biases[i]->dtype() == DType::F32);
   }
-  if (!fused) {
-    Backend::shared_input_matmul(outs, x, weights, biases);
-    return;
-  }
-  const cuda::WeightFormat format = weight_format(weights[0]->dtype(), "shared_input_matmul");
+  if (!fused) return std::nullopt;
   cuda::GemvSegments segments;
   segments.count = count;
   for (int i = 0; i < count; ++i) {
     segments.segment[i] = {weights[i]->data(), biases[i] ? biases[i]->data_as<float>() : nullptr,
                            outs[i]->data_as<float>(), weights[i]->rows()};
   }
+  return segments;
+}
+
+void CudaBackend::shared_input_matmul(std::span<Tensor* const> outs, const Tensor& x,
+                                      std::span<const Tensor* const> weights,
+                                      std::span<const Tensor* const> biases) {
+  check_shared_input_matmul(outs, x, weights, biases);
+  const std::optional<cuda::GemvSegments> fused = gemv_segments_for(outs, x, weights, biases);
+  if (!fused) {
+    Backend::shared_input_matmul(outs, x, weights, biases);
+    return;
+  }
+  const cuda::GemvSegments segments = *fused;
+  const cuda::WeightFormat format = weight_format(weights[0]->dtype(), "shared_input_matmul");
   const float* in = x.data_as<float>();
+  const int64_t m = x.rows(), k = x.cols();
+  const int count = segments.count;
   // The signature names every segment (unused ones are null and 0).
   static_assert(cuda::kGemvMaxSegments == 4, "the signature below lists 4 segments");
   const auto& s = segments.segment;
@@ -147,6 +183,43 @@ void CudaBackend::shared_input_matmul(std::span<Tensor* const> outs, const Tenso
       [=](cudaStream_t stream) { cuda::gemv_segments(format, segments, in, m, k, stream); }, format,
       in, m, k, count, s[0].weight, s[0].bias, s[0].out, s[0].n, s[1].weight, s[1].bias, s[1].out,
       s[1].n, s[2].weight, s[2].bias, s[2].out, s[2].n, s[3].weight, s[3].bias, s[3].out, s[3].n);
+}
+
+void CudaBackend::qkv_rope_cache(Tensor& q, Tensor& k, Tensor& v, const Tensor& x,
+                                 std::span<const Tensor* const> weights,
+                                 std::span<const Tensor* const> biases, Tensor& k_cache,
+                                 Tensor& v_cache, int64_t head_dim,
+                                 std::span<const int32_t> positions,
+                                 std::span<const float> inv_freq, int64_t batch, int64_t n_tokens,
+                                 int64_t n_past, std::span<const int64_t> past) {
+  Tensor* const outs[] = {&q, &k, &v};
+  check_shared_input_matmul(outs, x, weights, biases);
+  check(weights.size() == 3, "qkv_rope_cache: {} weights, not q, k and v", weights.size());
+  // One launch where the products would be one (decoding) and a head's rows pair up within the
+  // kernels' tiles; otherwise the two ops.
+  const std::optional<cuda::GemvSegments> fused = head_dim % cuda::kRopeTileMultiple == 0
+                                                      ? gemv_segments_for(outs, x, weights, biases)
+                                                      : std::nullopt;
+  if (!fused) {
+    Backend::qkv_rope_cache(q, k, v, x, weights, biases, k_cache, v_cache, head_dim, positions,
+                            inv_freq, batch, n_tokens, n_past, past);
+    return;
+  }
+  const cuda::RopeCacheParams p = rope_cache_params(q, k, v, k_cache, v_cache, head_dim, positions,
+                                                    inv_freq, batch, n_tokens, n_past, past);
+  const cuda::GemvSegments segments = *fused;
+  const cuda::WeightFormat format = weight_format(weights[0]->dtype(), "qkv_rope_cache");
+  const float* in = x.data_as<float>();
+  const int64_t m = x.rows(), width = x.cols();
+  const auto& s = segments.segment;
+  context_->submit(
+      "qkv_rope_cache",
+      [=](cudaStream_t stream) {
+        cuda::gemv_rope_cache(format, segments, in, m, width, p, stream);
+      },
+      format, in, m, width, s[0].weight, s[0].bias, s[1].weight, s[1].bias, s[2].weight, s[2].bias,
+      p.q, p.k, p.v, p.k_cache, p.v_cache, p.bf16_cache, p.positions, p.inv_freq, p.n_tokens,
+      p.q_heads, p.kv_heads, p.head_dim, p.capacity, p.n_past, p.device_n_past);
 }
 
 }  // namespace flow2

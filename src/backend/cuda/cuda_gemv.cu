@@ -7,12 +7,14 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "backend/cuda/cuda_gemv_segments.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_math.cuh"
+#include "backend/cuda/cuda_rope_epilogue.cuh"
 #include "backend/cuda/cuda_split_layout.h"
 
 namespace flow2::cuda {
@@ -85,6 +87,46 @@ __device__ inline void finish_row(float (&sum)[M], const float* bias, float* out
   }
 }
 
+// finish_row for q, k and v of qkv_rope_cache (cuda_rope_epilogue.cuh): the block's rows are a
+// tile of q or k whose neighbours 2p and 2p + 1 pair up, so the totals meet in shared memory and
+// the row's first warp rotates them (`angle` for row m = lane) and stores them with k and v's
+// cache rows. The totals add up as finish_row's do.
+template <int M, int WPR>
+__device__ inline void finish_rope_row(float (&sum)[M], const float* bias, float* out, int64_t row,
+                                       int64_t n, const RopeCacheParams& rope, int segment,
+                                       bool paired, float2 angle) {
+  constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
+  __shared__ float partial[kWarpsPerBlock][M];
+  __shared__ float totals[kRowsPerBlock][M];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, local = warp / WPR;
+#pragma unroll
+  for (int r = 0; r < M; ++r) sum[r] = warp_sum(sum[r]);
+  if (lane == 0) {
+#pragma unroll
+    for (int r = 0; r < M; ++r) partial[warp][r] = sum[r];
+  }
+  __syncthreads();
+  const bool first_warp = warp % WPR == 0;
+  if (first_warp && lane < M) {
+    float total;
+    if constexpr (WPR == 1) {
+      total = partial[warp][lane] + (bias && row < n ? bias[row] : 0.0f);
+    } else {
+      total = bias && row < n ? bias[row] : 0.0f;
+#pragma unroll
+      for (int p = 0; p < WPR; ++p) total += partial[warp + p][lane];
+    }
+    totals[local][lane] = total;
+  }
+  __syncthreads();
+  if (first_warp && lane < M && row < n) {
+    const float value = totals[local][lane];
+    const float rotated =
+        paired ? rope_rotate(value, totals[local ^ 1][lane], angle, local % 2 == 1) : value;
+    rope_store(rope, segment, out, n, row, lane, rotated);
+  }
+}
+
 // Adds row `row`'s products with the M rows of x to sum (dense rows: float, bf16, f16); the WPR
 // warps of a row take every WPR-th 16-byte piece of 32 lanes. `vectorized`: rows and x are
 // 16-byte aligned (k a multiple of 16 bytes' elements).
@@ -150,25 +192,42 @@ __device__ inline void prefetch_first_pass(const W* w, int64_t k, bool vectorize
   }
 }
 
-// A block's rows belong to one of up to S segments (one matrix, its bias and its output).
-template <typename W, int M, int WPR, int S>
+// A block's rows belong to one of up to S segments (one matrix, its bias and its output). With
+// kRope the segments are q, k and v of qkv_rope_cache (finish_rope_row; the block's rows are one
+// tile of paired_row).
+template <typename W, int M, int WPR, int S, bool kRope>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_dense(const __grid_constant__ BlockSegments segments, const float* __restrict__ x,
-               int64_t k, bool vectorized) {
+               int64_t k, bool vectorized, const __grid_constant__ RopeCacheParams rope) {
   constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
   int64_t block = 0;
-  const GemvSegment& segment = segments.segment[block_segment<S>(segments, block)];
+  const int segment_index = block_segment<S>(segments, block);
+  const GemvSegment& segment = segments.segment[segment_index];
   const W* __restrict__ weight = static_cast<const W*>(segment.weight);
   const int64_t n = segment.n;
-  const int64_t row = block * kRowsPerBlock + threadIdx.x / 32 / WPR;
+  const int local = threadIdx.x / 32 / WPR;
+  const bool paired = kRope && rope_pairs(rope, segment_index);
+  const int64_t row = paired ? paired_row(block * kRowsPerBlock, local, rope.head_dim)
+                             : block * kRowsPerBlock + local;
   // Dependents may launch as soon as every block runs (cuda_launch.cuh); the first weights
   // stream in while the previous kernel, which wrote x, finishes.
   let_next_kernel_launch();
   if (row < n) prefetch_first_pass<W, M, WPR>(weight + row * k, k, vectorized);
+  float2 angle{};
+  if constexpr (kRope) {
+    // The rows of x this thread stores (finish_rope_row: m = lane).
+    const int m = min(static_cast<int>(threadIdx.x & 31), M - 1);
+    angle = rope_angle_for(rope, segment_index, row, m);
+  }
   wait_for_prior_kernels();
   float sum[M] = {};
   if (row < n) accumulate_row<W, M, WPR>(weight + row * k, x, k, vectorized, sum);
-  finish_row<M, WPR>(sum, segment.bias, segment.out, row, n);
+  if constexpr (kRope) {
+    finish_rope_row<M, WPR>(sum, segment.bias, segment.out, row, n, rope, segment_index, paired,
+                            angle);
+  } else {
+    finish_row<M, WPR>(sum, segment.bias, segment.out, row, n);
+  }
 }
 
 // out = act(x gate^T) * (x up^T) in one pass (SwiGLU / GeGLU feed-forward): a warp takes row
@@ -218,9 +277,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   }
 }
 
-template <int M, int WPR, int S>
+template <int M, int WPR, int S, bool kRope>
 void launch(WeightFormat format, const GemvSegments& segments, const float* x, int64_t k,
-            cudaStream_t stream) {
+            const RopeCacheParams& rope, cudaStream_t stream) {
   const BlockSegments table = assign_blocks(segments, kWarpsPerBlock / WPR);
   const dim3 grid(table.blocks);
   const dim3 block(kWarpsPerBlock * 32);
@@ -231,16 +290,16 @@ void launch(WeightFormat format, const GemvSegments& segments, const float* x, i
   const bool aligned = addresses % 16 == 0;
   switch (format) {
     case WeightFormat::F32:
-      launch_kernel(gemv_dense<float, M, WPR, S>, grid, block, 0, stream, table, x, k,
-                    aligned && k % 4 == 0);
+      launch_kernel(gemv_dense<float, M, WPR, S, kRope>, grid, block, 0, stream, table, x, k,
+                    aligned && k % 4 == 0, rope);
       break;
     case WeightFormat::BF16:
-      launch_kernel(gemv_dense<__nv_bfloat16, M, WPR, S>, grid, block, 0, stream, table, x, k,
-                    aligned && k % 8 == 0);
+      launch_kernel(gemv_dense<__nv_bfloat16, M, WPR, S, kRope>, grid, block, 0, stream, table, x,
+                    k, aligned && k % 8 == 0, rope);
       break;
     case WeightFormat::F16:
-      launch_kernel(gemv_dense<__half, M, WPR, S>, grid, block, 0, stream, table, x, k,
-                    aligned && k % 8 == 0);
+      launch_kernel(gemv_dense<__half, M, WPR, S, kRope>, grid, block, 0, stream, table, x, k,
+                    aligned && k % 8 == 0, rope);
       break;
     default:  // quantized formats: gemv_split
       break;
@@ -261,6 +320,23 @@ int warps_per_row(int64_t n, int64_t k) {
 template <typename F>
 void with_warps_per_row(int64_t n, int64_t k, F&& f) {
   with_constant<1, 4, 8>(warps_per_row(n, k), std::forward<F>(f));
+}
+
+// gemv_segments' dense launch; with kRope (qkv_rope_cache) at most 4 warps a row, so that a
+// block holds a pair of rows.
+template <bool kRope>
+void launch_dense(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
+                  int64_t k, const RopeCacheParams& rope, cudaStream_t stream) {
+  const int64_t n = total_rows(segments);
+  const int chosen = warps_per_row(n, k);
+  with_rows(m, [&](auto rows) {
+    with_constant<1, 4, 8>(kRope ? std::min(chosen, 4) : chosen, [&](auto warps) {
+      with_segments(segments, [&](auto tables) {
+        launch<decltype(rows)::value, decltype(warps)::value, decltype(tables)::value, kRope>(
+            format, segments, x, k, rope, stream);
+      });
+    });
+  });
 }
 
 template <typename W, int M, int WPR>
@@ -303,15 +379,18 @@ void gemv_segments(WeightFormat format, const GemvSegments& segments, const floa
     gemv_split(format, segments, x, m, k, stream);
     return;
   }
-  with_rows(m, [&](auto rows) {
-    with_warps_per_row(total_rows(segments), k, [&](auto warps) {
-      with_segments(segments, [&](auto tables) {
-        launch<decltype(rows)::value, decltype(warps)::value, decltype(tables)::value>(
-            format, segments, x, k, stream);
-      });
-    });
-  });
+  launch_dense<false>(format, segments, x, m, k, RopeCacheParams{}, stream);
   check_launch("gemv");
+}
+
+void gemv_rope_cache(WeightFormat format, const GemvSegments& qkv, const float* x, int64_t m,
+                     int64_t k, const RopeCacheParams& rope, cudaStream_t stream) {
+  if (is_split(format)) {
+    gemv_split_rope(format, qkv, x, m, k, rope, stream);
+    return;
+  }
+  launch_dense<true>(format, qkv, x, m, k, rope, stream);
+  check_launch("gemv with RoPE and cache");
 }
 
 bool gemv_gated_supported(WeightFormat format) {

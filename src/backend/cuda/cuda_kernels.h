@@ -136,6 +136,13 @@ struct RopeCacheParams {
   const int64_t* device_n_past = nullptr;
 };
 void rope_and_cache(const RopeCacheParams& params, cudaStream_t stream);
+// gemv_segments of q, k and v (qkv.segment[0..2], the products rope_and_cache's `rope` names as
+// q, k and v) followed by rope_and_cache, in one launch: the GEMV's epilogue rotates and stores
+// (Backend::qkv_rope_cache). Equal bit for bit to the two. The rows of a head pair up within a
+// warp's tile of rows, so it takes head dimensions that are multiples of kRopeTileMultiple.
+constexpr int64_t kRopeTileMultiple = 32;
+void gemv_rope_cache(WeightFormat format, const GemvSegments& qkv, const float* x, int64_t m,
+                     int64_t k, const RopeCacheParams& rope, cudaStream_t stream);
 
 struct AttentionParams {
   const float* q = nullptr;  // [batch * n_tokens, n_heads * head_dim]

@@ -29,6 +29,7 @@
 #include "backend/cuda/cuda_int16_x.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_math.cuh"
+#include "backend/cuda/cuda_rope_epilogue.cuh"
 #include "backend/cuda/cuda_split_codes.cuh"
 #include "backend/cuda/cuda_split_layout.h"
 
@@ -143,10 +144,12 @@ __device__ inline void accumulate_group_int16(const uint4 (&codes)[R], const flo
 // with the next U loading, then the sums of the slot's lanes. Leaves in mine[m] the total of row
 // r = column (zeros in lanes with column >= R).
 // With kStage > 0 (M = 1, 4-bit codes, k a multiple of 128 and at most 1024 kStage) the block
-// first stages x as int16 in `staged` (staged_x16_bytes(k) of shared memory).
-template <WeightFormat F, int M, int R, int U, int kStage>
+// first stages x as int16 in `staged` (staged_x16_bytes(k) of shared memory). `before_wait()`
+// runs while the first loads are on their way, before the wait for the previous kernel.
+template <WeightFormat F, int M, int R, int U, int kStage, typename BeforeWait>
 __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* __restrict__ x,
-                                 int64_t k, int warps_per_row, float (&mine)[M], uint4* staged) {
+                                 int64_t k, int warps_per_row, float (&mine)[M], uint4* staged,
+                                 BeforeWait&& before_wait) {
   constexpr int kElements = split_piece_elements(F);
   const int warp = threadIdx.x / 32, column = threadIdx.x % 32 % kLanesPerSlot;
   const int part = warp % warps_per_row;
@@ -158,6 +161,7 @@ __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* _
   int64_t piece = static_cast<int64_t>(part) * kLanesPerSlot + column;
   Stage<R, U> current, next;
   load_stage<F>(current, rows, code_bytes, piece, step, pieces);
+  before_wait();
   // The first stage of weights (which never change on the GPU) is on its way while the previous
   // kernel, which wrote x, drains.
   wait_for_prior_kernels();
@@ -204,11 +208,14 @@ __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* _
 }
 
 // Rows first .. first + kSlots * R - 1 of a warp: slot s holds rows first + s * R + r. A block's
-// rows belong to one of up to S segments (one matrix, its bias and its output).
-template <WeightFormat F, int M, int R, int U, int kMinBlocks, int S, int kStage>
+// rows belong to one of up to S segments (one matrix, its bias and its output). With kRope the
+// segments are q, k and v of qkv_rope_cache, and the epilogue rotates q and k and stores k and v
+// in the cache (cuda_rope_epilogue.cuh: local index l of a warp's rows stands for
+// paired_row(first, l) in q and k, so a pair's rows are neighbouring lanes).
+template <WeightFormat F, int M, int R, int U, int kMinBlocks, int S, int kStage, bool kRope>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     gemv_split_kernel(const __grid_constant__ BlockSegments segments, const float* __restrict__ x,
-                      int64_t k, int warps_per_row) {
+                      int64_t k, int warps_per_row, const __grid_constant__ RopeCacheParams rope) {
   constexpr int kRows = kSlots * R;
   __shared__ float partial[kWarps][kRows][M];
   extern __shared__ uint4 staged_x[];  // kStage > 0: x as int16 (staged_x16_bytes)
@@ -216,49 +223,79 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   // Dependents may launch as soon as every block runs (cuda_launch.cuh).
   let_next_kernel_launch();
   int64_t block = 0;
-  const GemvSegment& segment = segments.segment[block_segment<S>(segments, block)];
+  const int segment_index = block_segment<S>(segments, block);
+  const GemvSegment& segment = segments.segment[segment_index];
   const int64_t n = segment.n;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int slot = lane / kLanesPerSlot, column = lane % kLanesPerSlot;
   const int part = warp % warps_per_row;
   const int64_t first = (block * (kWarps / warps_per_row) + warp / warps_per_row) * kRows;
+  const bool paired = kRope && rope_pairs(rope, segment_index);
+  auto row_of = [&](int local) {
+    return paired ? paired_row(first, local, rope.head_dim) : first + local;
+  };
   const int64_t row_bytes = split_row_bytes(F, k);
   const uint8_t* rows[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     // Rows past the end read the last row (in bounds) and are not written.
     rows[r] = static_cast<const uint8_t*>(segment.weight) +
-              std::min(first + slot * R + r, n - 1) * row_bytes;
+              std::min(row_of(slot * R + r), n - 1) * row_bytes;
   }
+  // The row this lane writes: its column's (one warp a row) or its lane's (several).
+  const int local = warps_per_row == 1 ? slot * R + column : lane;
+  const int64_t row = row_of(local);
+  float2 angle[M];
   float mine[M];
-  slot_sums<F, M, R, U, kStage>(rows, x, k, warps_per_row, mine, staged_x);
+  slot_sums<F, M, R, U, kStage>(rows, x, k, warps_per_row, mine, staged_x, [&] {
+    if constexpr (kRope) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) angle[m] = rope_angle_for(rope, segment_index, row, m);
+    }
+  });
 
   const float* bias = segment.bias;
   float* out = segment.out;
-  const int local = slot * R + column;  // this lane's row within the warp's rows
-  if (warps_per_row == 1) {
-    const int64_t row = first + local;
-    if (column < R && row < n) {
-      const float b = bias ? bias[row] : 0.0f;
+  // Stores this lane's totals (the sums plus the bias), rotated and cached with kRope; every
+  // lane of the warp calls it (the rotation's shuffle), `writes` says whose row is real.
+  auto store = [&](const float(&total)[M], bool writes) {
 #pragma unroll
-      for (int m = 0; m < M; ++m) out[m * n + row] = mine[m] + b;
+    for (int m = 0; m < M; ++m) {
+      if constexpr (kRope) {
+        const float partner = __shfl_xor_sync(0xffffffff, total[m], 1);
+        const float value =
+            paired ? rope_rotate(total[m], partner, angle[m], local % 2 == 1) : total[m];
+        if (writes) rope_store(rope, segment_index, out, n, row, m, value);
+      } else if (writes) {
+        out[m * n + row] = total[m];
+      }
     }
+  };
+  if (warps_per_row == 1) {
+    const bool writes = column < R && row < n;
+    const float b = bias && writes ? bias[row] : 0.0f;
+    float total[M];
+#pragma unroll
+    for (int m = 0; m < M; ++m) total[m] = mine[m] + b;
+    store(total, writes);
     return;
   }
   if (column < R) {
 #pragma unroll
-    for (int m = 0; m < M; ++m) partial[warp][local][m] = mine[m];
+    for (int m = 0; m < M; ++m) partial[warp][slot * R + column][m] = mine[m];
   }
   __syncthreads();
-  const int64_t row = first + lane;
-  if (part == 0 && lane < kRows && row < n) {
+  if (part != 0) return;  // the same for a whole warp
+  const bool writes = lane < kRows && row < n;
+  float total[M];
 #pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float total = bias ? bias[row] : 0.0f;
-      for (int q = 0; q < warps_per_row; ++q) total += partial[warp + q][lane][m];
-      out[m * n + row] = total;
+  for (int m = 0; m < M; ++m) {
+    total[m] = bias && writes ? bias[row] : 0.0f;
+    if (writes) {
+      for (int q = 0; q < warps_per_row; ++q) total[m] += partial[warp + q][lane][m];
     }
   }
+  store(total, writes);
 }
 
 // out = act(x gate^T) * (x up^T): a slot's R rows are R / 2 rows of gate and the same rows of up,
@@ -290,7 +327,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     rows[kHalf + r] = up + row * row_bytes;
   }
   float mine[M];
-  slot_sums<F, M, R, U, kStage>(rows, x, k, warps_per_row, mine, staged_x);
+  slot_sums<F, M, R, U, kStage>(rows, x, k, warps_per_row, mine, staged_x, [] {});
 
   if (warps_per_row == 1) {
     const int64_t row = first + slot * kHalf + column;
@@ -390,8 +427,9 @@ bool few_blocks(const GemvSegments& segments) {
   return warp_rows(segments, kSlots * FewBlocksTiling::R) <= int64_t{2} * multiprocessor_count();
 }
 
-template <WeightFormat F, int M, int kStage, typename Tile>
-void launch_tiled(const GemvSegments& segments, const float* x, int64_t k, cudaStream_t stream) {
+template <WeightFormat F, int M, int kStage, typename Tile, bool kRope>
+void launch_tiled(const GemvSegments& segments, const float* x, int64_t k,
+                  const RopeCacheParams& rope, cudaStream_t stream) {
   constexpr int R = Tile::R, U = Tile::U;
   constexpr int kRows = kSlots * R;
   const int warps_per_row = split_warps_per_row(warp_rows(segments, kRows),
@@ -401,25 +439,28 @@ void launch_tiled(const GemvSegments& segments, const float* x, int64_t k, cudaS
   with_segments(segments, [&](auto tables) {
     constexpr int S = decltype(tables)::value;
     if (table.blocks <= static_cast<unsigned>(multiprocessor_count())) {  // see kOneWaveBlocks
-      launch_kernel(gemv_split_kernel<F, M, R, U, kOneWaveBlocks, S, kStage>, dim3(table.blocks),
-                    kWarps * 32, shared, stream, table, x, k, warps_per_row);
+      launch_kernel(gemv_split_kernel<F, M, R, U, kOneWaveBlocks, S, kStage, kRope>,
+                    dim3(table.blocks), kWarps * 32, shared, stream, table, x, k, warps_per_row,
+                    rope);
     } else {
-      launch_kernel(gemv_split_kernel<F, M, R, U, Tile::kMinBlocks, S, kStage>, dim3(table.blocks),
-                    kWarps * 32, shared, stream, table, x, k, warps_per_row);
+      launch_kernel(gemv_split_kernel<F, M, R, U, Tile::kMinBlocks, S, kStage, kRope>,
+                    dim3(table.blocks), kWarps * 32, shared, stream, table, x, k, warps_per_row,
+                    rope);
     }
   });
 }
 
-template <WeightFormat F, int M, int kStage>
-void launch(const GemvSegments& segments, const float* x, int64_t k, cudaStream_t stream) {
+template <WeightFormat F, int M, int kStage, bool kRope>
+void launch(const GemvSegments& segments, const float* x, int64_t k, const RopeCacheParams& rope,
+            cudaStream_t stream) {
   if constexpr (kStage > 0 && F == WeightFormat::Q4_0) {
     if (few_blocks(segments)) {
-      launch_tiled<F, M, kStage, FewBlocksTiling>(segments, x, k, stream);
+      launch_tiled<F, M, kStage, FewBlocksTiling, kRope>(segments, x, k, rope, stream);
       return;
     }
   }
-  launch_tiled<F, M, kStage, Tiling<split_layout(F).code_bits, M, (kStage > 0)>>(segments, x, k,
-                                                                                 stream);
+  using Tile = Tiling<split_layout(F).code_bits, M, (kStage > 0)>;
+  launch_tiled<F, M, kStage, Tile, kRope>(segments, x, k, rope, stream);
 }
 
 template <WeightFormat F, int M, int kStage>
@@ -465,20 +506,34 @@ void with_int16_choice(int64_t k, int64_t rows, Fn&& f) {
   f(std::integral_constant<int, 0>{});
 }
 
-}  // namespace
-
-void gemv_split(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
-                int64_t k, cudaStream_t stream) {
+// gemv_split and gemv_split_rope: kRope says whether the segments are q, k and v of
+// qkv_rope_cache, with `rope` their rotation and cache.
+template <bool kRope>
+void launch_split(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
+                  int64_t k, const RopeCacheParams& rope, cudaStream_t stream) {
   with_split_format(format, [&](auto f) {
     with_rows(m, [&](auto rows) {
       constexpr WeightFormat F = decltype(f)::value;
       constexpr int M = decltype(rows)::value;
       with_int16_choice<F, M>(k, total_rows(segments), [&](auto int16) {
-        launch<F, M, decltype(int16)::value>(segments, x, k, stream);
+        launch<F, M, decltype(int16)::value, kRope>(segments, x, k, rope, stream);
       });
     });
   });
+}
+
+}  // namespace
+
+void gemv_split(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
+                int64_t k, cudaStream_t stream) {
+  launch_split<false>(format, segments, x, m, k, RopeCacheParams{}, stream);
   check_launch("gemv (split layout)");
+}
+
+void gemv_split_rope(WeightFormat format, const GemvSegments& qkv, const float* x, int64_t m,
+                     int64_t k, const RopeCacheParams& rope, cudaStream_t stream) {
+  launch_split<true>(format, qkv, x, m, k, rope, stream);
+  check_launch("gemv with RoPE and cache (split layout)");
 }
 
 void gemv_gated_split(WeightFormat format, const void* gate, const void* up, const float* x,

@@ -102,6 +102,10 @@ constexpr int split_piece_elements(WeightFormat format) {
 // x 16-byte aligned (cuda_split_gemv.cu).
 void gemv_split(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
                 int64_t k, cudaStream_t stream);
+// gemv_split of q, k and v (segments 0, 1 and 2) with rope_and_cache's work in the epilogue
+// (gemv_rope_cache).
+void gemv_split_rope(WeightFormat format, const GemvSegments& qkv, const float* x, int64_t m,
+                     int64_t k, const RopeCacheParams& rope, cudaStream_t stream);
 // out[m, n] = act(x gate^T) * (x up^T) for split-layout gate and up [n, k], as gemv_gated.
 void gemv_gated_split(WeightFormat format, const void* gate, const void* up, const float* x,
                       float* out, int64_t m, int64_t n, int64_t k, ActivationKind activation,
