@@ -291,15 +291,19 @@ void CudaFusedProjections::check_qkv_rope_cache(DType dtype, int64_t q_heads, in
   }
 }
 
-// Heads of 64 and 128 (Llama's and SmolLM2's), grouped queries, rows of 512 and 4096: every
-// tiling of the GEMVs (one warp a row and rows over warps; Q4_0's few-block tiling at 16 heads,
-// its wide one at Llama-3.1-8B's 32). Heads of 16 do not pair up in the kernels' tiles: the two
-// ops run.
+// Heads of 64 and 128 (Llama's and SmolLM2's), grouped queries, rows of 256, 512 and 4096: every
+// tiling of the GEMVs (split layout: one warp a row at 256 for 4-bit codes, rows over 2-8 warps
+// above; Q4_0's few-block tiling at 16 heads, its wide one at Llama-3.1-8B's 32; dense rows: one
+// warp a row below 1024, 4 at 16 heads of 4096). Dense rows of 1024 for few heads would take 8
+// warps a row, heads of 16 do not pair up in the kernels' tiles: there the two ops run.
 TEST_F(CudaFusedProjections, QkvRopeCacheMatchesTheOpsOneByOne) {
   for (DType dtype : kFormats) {
+    check_qkv_rope_cache(dtype, 4, 2, 64, 256);
     check_qkv_rope_cache(dtype, 4, 2, 64, 512);
     check_qkv_rope_cache(dtype, 16, 4, 128, 4096);
   }
+  check_qkv_rope_cache(DType::BF16, 4, 2, 64, 1024);
+  check_qkv_rope_cache(DType::F32, 4, 2, 64, 1024);
   check_qkv_rope_cache(DType::Q4_0, 32, 8, 128, 4096);
   check_qkv_rope_cache(DType::BF16, 4, 4, 16, 256);
   check_qkv_rope_cache(DType::Q4_0, 4, 4, 16, 256);
@@ -339,6 +343,8 @@ TEST_F(CudaFusedProjections, QkvRopeCacheReplaysInStepGraphs) {
     cuda_->shared_input_matmul(plain, x, w, b);
     cuda_->rope_and_cache(pq, pk, pv, plain_k, plain_v, head_dim, positions, inv_freq, 1, 1, step);
     EXPECT_EQ(cuda_->to_host(fq), cuda_->to_host(pq)) << "step " << step;
+    EXPECT_EQ(cuda_->to_host(fk), cuda_->to_host(pk)) << "step " << step;
+    EXPECT_EQ(cuda_->to_host(fv), cuda_->to_host(pv)) << "step " << step;
     EXPECT_EQ(cuda_->to_host(fused_k), cuda_->to_host(plain_k)) << "step " << step;
     EXPECT_EQ(cuda_->to_host(fused_v), cuda_->to_host(plain_v)) << "step " << step;
   }

@@ -195,11 +195,18 @@ void CudaBackend::qkv_rope_cache(Tensor& q, Tensor& k, Tensor& v, const Tensor& 
   Tensor* const outs[] = {&q, &k, &v};
   check_shared_input_matmul(outs, x, weights, biases);
   check(weights.size() == 3, "qkv_rope_cache: {} weights, not q, k and v", weights.size());
-  // One launch where the products would be one (decoding) and a head's rows pair up within the
-  // kernels' tiles; otherwise the two ops.
-  const std::optional<cuda::GemvSegments> fused = head_dim % cuda::kRopeTileMultiple == 0
-                                                      ? gemv_segments_for(outs, x, weights, biases)
-                                                      : std::nullopt;
+  // One launch where the products would be one (decoding), a head's rows pair up within the
+  // kernels' tiles and the kernel splits rows as shared_input_matmul's would (so the results are
+  // the same); otherwise the two ops.
+  std::optional<cuda::GemvSegments> fused;
+  if (rope_in_epilogue() && head_dim % cuda::kRopeTileMultiple == 0) {
+    fused = gemv_segments_for(outs, x, weights, biases);
+  }
+  const int64_t rows = weights[0]->rows() + weights[1]->rows() + weights[2]->rows();
+  if (fused && !cuda::gemv_rope_cache_supported(
+                   weight_format(weights[0]->dtype(), "qkv_rope_cache"), rows, x.cols())) {
+    fused.reset();
+  }
   if (!fused) {
     Backend::qkv_rope_cache(q, k, v, x, weights, biases, k_cache, v_cache, head_dim, positions,
                             inv_freq, batch, n_tokens, n_past, past);

@@ -96,6 +96,7 @@ __device__ inline void finish_rope_row(float (&sum)[M], const float* bias, float
                                        int64_t n, const RopeCacheParams& rope, int segment,
                                        bool paired, float2 angle) {
   constexpr int kRowsPerBlock = kWarpsPerBlock / WPR;
+  static_assert(kRowsPerBlock % 2 == 0, "a block holds whole pairs of rows");
   __shared__ float partial[kWarpsPerBlock][M];
   __shared__ float totals[kRowsPerBlock][M];
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, local = warp / WPR;
@@ -322,20 +323,26 @@ void with_warps_per_row(int64_t n, int64_t k, F&& f) {
   with_constant<1, 4, 8>(warps_per_row(n, k), std::forward<F>(f));
 }
 
-// gemv_segments' dense launch; with kRope (qkv_rope_cache) at most 4 warps a row, so that a
-// block holds a pair of rows.
+// gemv_segments' dense launch; with kRope (qkv_rope_cache: three segments, and 1 or 4 warps a
+// row, as gemv_rope_cache_supported checks) a block holds pairs of rows.
 template <bool kRope>
 void launch_dense(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
                   int64_t k, const RopeCacheParams& rope, cudaStream_t stream) {
-  const int64_t n = total_rows(segments);
-  const int chosen = warps_per_row(n, k);
   with_rows(m, [&](auto rows) {
-    with_constant<1, 4, 8>(kRope ? std::min(chosen, 4) : chosen, [&](auto warps) {
-      with_segments(segments, [&](auto tables) {
-        launch<decltype(rows)::value, decltype(warps)::value, decltype(tables)::value, kRope>(
-            format, segments, x, k, rope, stream);
+    constexpr int M = decltype(rows)::value;
+    if constexpr (kRope) {
+      with_constant<1, 4>(warps_per_row(total_rows(segments), k), [&](auto warps) {
+        launch<M, decltype(warps)::value, kGemvMaxSegments, true>(format, segments, x, k, rope,
+                                                                  stream);
       });
-    });
+    } else {
+      with_warps_per_row(total_rows(segments), k, [&](auto warps) {
+        with_segments(segments, [&](auto tables) {
+          launch<M, decltype(warps)::value, decltype(tables)::value, false>(format, segments, x, k,
+                                                                            rope, stream);
+        });
+      });
+    }
   });
 }
 
@@ -381,6 +388,10 @@ void gemv_segments(WeightFormat format, const GemvSegments& segments, const floa
   }
   launch_dense<false>(format, segments, x, m, k, RopeCacheParams{}, stream);
   check_launch("gemv");
+}
+
+bool gemv_rope_cache_supported(WeightFormat format, int64_t rows, int64_t k) {
+  return is_split(format) || warps_per_row(rows, k) <= 4;
 }
 
 void gemv_rope_cache(WeightFormat format, const GemvSegments& qkv, const float* x, int64_t m,

@@ -141,6 +141,9 @@ void rope_and_cache(const RopeCacheParams& params, cudaStream_t stream);
 // (Backend::qkv_rope_cache). Equal bit for bit to the two. The rows of a head pair up within a
 // warp's tile of rows, so it takes head dimensions that are multiples of kRopeTileMultiple.
 constexpr int64_t kRopeTileMultiple = 32;
+// Whether gemv_rope_cache takes q, k and v of `rows` rows together and k columns in `format`: the
+// dense kernel only where it runs at most 4 warps a row (a block then holds a pair of rows).
+bool gemv_rope_cache_supported(WeightFormat format, int64_t rows, int64_t k);
 void gemv_rope_cache(WeightFormat format, const GemvSegments& qkv, const float* x, int64_t m,
                      int64_t k, const RopeCacheParams& rope, cudaStream_t stream);
 

@@ -436,7 +436,7 @@ void launch_tiled(const GemvSegments& segments, const float* x, int64_t k,
                                                 k / split_piece_elements(F), Tile::kRulePieces);
   const BlockSegments table = assign_blocks(segments, (kWarps / warps_per_row) * kRows);
   const size_t shared = kStage > 0 ? static_cast<size_t>(staged_x16_bytes(k)) : 0;
-  with_segments(segments, [&](auto tables) {
+  auto launch_for = [&](auto tables) {
     constexpr int S = decltype(tables)::value;
     if (table.blocks <= static_cast<unsigned>(multiprocessor_count())) {  // see kOneWaveBlocks
       launch_kernel(gemv_split_kernel<F, M, R, U, kOneWaveBlocks, S, kStage, kRope>,
@@ -447,7 +447,12 @@ void launch_tiled(const GemvSegments& segments, const float* x, int64_t k,
                     dim3(table.blocks), kWarps * 32, shared, stream, table, x, k, warps_per_row,
                     rope);
     }
-  });
+  };
+  if constexpr (kRope) {
+    launch_for(std::integral_constant<int, kGemvMaxSegments>{});  // q, k and v
+  } else {
+    with_segments(segments, launch_for);
+  }
 }
 
 template <WeightFormat F, int M, int kStage, bool kRope>
