@@ -9,6 +9,7 @@
 #include "backend_list.h"
 #include "flow2/error.h"
 #include "flow2/model.h"
+#include "flow2/tensor.h"
 #include "test_support.h"
 
 namespace flow2 {
@@ -94,6 +95,43 @@ TEST(CudaGraphSteps, PeakDeviceMemoryCoversTheTensorsMade) {
   auto backend = make_backend("cuda");
   Tensor big = backend->zeros({1024, 1024});  // 4 MiB
   EXPECT_GE(backend->peak_device_bytes(), int64_t{4} << 20);
+}
+
+// qkv_rope_cache is one kernel while decoding (RoPE and the cache store in the GEMV's epilogue):
+// a step of it has one kernel-to-kernel edge fewer than a step of the two ops it stands for
+// (edges that programmatic launch relaxes; none to count where PDL is off).
+TEST(CudaGraphSteps, QkvRopeCacheIsOneKernel) {
+  if (auto reason = testing::skip_reason("cuda"); !reason.empty()) GTEST_SKIP() << reason;
+  auto backend = cuda_backend(true);
+  const int64_t k = 256, head_dim = 64, q_rows = 128, kv_rows = 64;
+  auto weight = [&](int64_t rows, uint64_t seed) {
+    return backend->upload_weight(
+        make_host_tensor("w", {rows, k}, testing::random_values(rows * k, seed)));
+  };
+  const Tensor wq = weight(q_rows, 1), wk = weight(kv_rows, 2), wv = weight(kv_rows, 3);
+  const Tensor* const weights[] = {&wq, &wk, &wv};
+  const Tensor* const biases[] = {nullptr, nullptr, nullptr};
+  const Tensor x = backend->from_host(testing::random_values(k, 4), {1, k});
+  Tensor keys = backend->make_cache_tensor({4, kv_rows});
+  Tensor values = backend->make_cache_tensor({4, kv_rows});
+  Tensor q = backend->empty({1, q_rows}), kp = backend->empty({1, kv_rows}),
+         v = backend->empty({1, kv_rows});
+  const std::vector<int32_t> positions = {0};
+  const std::vector<float> inv_freq(head_dim / 2, 0.5f);
+  const cuda::StepGraphs& graphs = graphs_of(*backend);
+  backend->begin_step();
+  backend->qkv_rope_cache(q, kp, v, x, weights, biases, keys, values, head_dim, positions, inv_freq,
+                          1, 1, 0);
+  backend->end_step();
+  const int64_t fused_edges = graphs.programmatic_edges();
+  backend->begin_step();
+  Tensor* const outs[] = {&q, &kp, &v};
+  backend->shared_input_matmul(outs, x, weights, biases);
+  backend->rope_and_cache(q, kp, v, keys, values, head_dim, positions, inv_freq, 1, 1, 0);
+  backend->end_step();
+  const int64_t plain_edges = graphs.programmatic_edges();
+  if (plain_edges == 0) GTEST_SKIP() << "programmatic launch is off: no edges to count";
+  EXPECT_EQ(fused_edges + 1, plain_edges);
 }
 
 }  // namespace
