@@ -18,8 +18,12 @@ struct Model::State {
 
 namespace {
 
+const Tensor* bias_of(const Linear& linear) {
+  return linear.bias.defined() ? &linear.bias : nullptr;
+}
+
 void apply_linear(Backend& backend, Tensor& out, const Tensor& x, const Linear& linear) {
-  backend.matmul(out, x, linear.weight, linear.bias.defined() ? &linear.bias : nullptr);
+  backend.matmul(out, x, linear.weight, bias_of(linear));
   if (linear.lora_a.defined()) {
     // The low-rank path stays float32 whatever the base weight's dtype (quantized too).
     Tensor down = backend.empty({x.rows(), linear.lora_a.rows()});
@@ -32,10 +36,6 @@ void apply_linear(Backend& backend, Tensor& out, const Tensor& x, const Linear& 
 
 bool has_adapter(const DecoderLayer& layer) {
   return layer.q.lora_a.defined() || layer.k.lora_a.defined() || layer.v.lora_a.defined();
-}
-
-const Tensor* bias_of(const Linear& linear) {
-  return linear.bias.defined() ? &linear.bias : nullptr;
 }
 
 // q, k and v of the same normed x, rotated and stored in the layer's cache: one fused op (one
