@@ -237,7 +237,8 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
   cache.advance(n_tokens);
 
   Tensor selected = normed;
-  if (rows == LogitRows::Last) {
+  // With one token a sequence (decoding) every row is its sequence's last.
+  if (rows == LogitRows::Last && n_tokens > 1) {
     // Gather each sequence's last row with the embedding op, the states acting as the table.
     std::vector<int32_t> last(static_cast<size_t>(batch));
     for (int64_t b = 0; b < batch; ++b) last[b] = static_cast<int32_t>((b + 1) * n_tokens - 1);

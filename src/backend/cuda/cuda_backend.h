@@ -143,11 +143,20 @@ class CudaBackend final : public Backend {
   void prompt_gated_matmul(Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up,
                            Activation activation);
   void keep_rounding(const Tensor& out, void* rounded);
+  // Where an op that writes `out` (one float32 row, the x of 4-bit GEMVs) also stages it as int16
+  // groups, so that the GEMVs' lanes read it instead of each block quantizing x (cuda_int16_x.cuh);
+  // null for other rows, outside decoding steps (Context::x16_groups_buffer) or where no 4-bit
+  // matrix is loaded. keep_x16_groups records it after the op's submit; a GEMV asks
+  // x16_groups_of before its own.
+  void* x16_groups_for(const Tensor& out);
+  void keep_x16_groups(const Tensor& out, void* staged);
+  const void* x16_groups_of(const Tensor& x) const;
 
   std::shared_ptr<cuda::Context> context_;
   bool graphs_;  // decoding steps replay as CUDA graphs
   std::shared_ptr<cuda::WeightUploader> uploader_;
   bool tensor_core_attention_ = false;
+  bool four_bit_matrices_ = false;  // a 4-bit split-layout matrix was uploaded
   int attention_key_groups_ = 0;
 };
 

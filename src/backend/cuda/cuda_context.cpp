@@ -236,6 +236,12 @@ void* Context::scratch(int slot, size_t bytes) {
   return scratch_[slot];
 }
 
+void* Context::x16_groups_buffer(size_t bytes) {
+  void* buffer = in_step() ? arena_allocate(bytes) : nullptr;
+  if (buffer) ++x16_stagings_;
+  return buffer;
+}
+
 void Context::synchronize() {
   check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
 }

@@ -52,6 +52,14 @@ class Context {
   // Scratch space for one op at a time (ops run in stream order, so reuse is safe); `slot`
   // 0..2 picks independent buffers.
   void* scratch(int slot, size_t bytes);
+  // Memory for an op to stage its one-row output as int16 groups (set_x16_groups), inside a step
+  // only: from the step's arena, so every staging of a step has its own address. The GEMVs read
+  // a staging through L1, which other multiprocessors' writes do not update, and under
+  // programmatic launch a kernel may launch (L1 is made fresh) before earlier kernels finish
+  // loading lines: a buffer written twice in a step could be read stale. Null outside a step or
+  // where the arena is full (it grows before the next step).
+  void* x16_groups_buffer(size_t bytes);
+  int64_t x16_stagings() const { return x16_stagings_; }  // buffers given out (tests)
   void synchronize();
 
   // --- steps (Backend::begin_step): ops hand their work to `submit`, which runs it at once
@@ -83,12 +91,24 @@ class Context {
   // records it after the writer's submit, holds_rounded asks before the next GEMM's. Only this
   // context's ops are seen: tensors must not be written through another backend meanwhile.
   void set_rounded(const void* source, int64_t elements, bool half, const void* copy) {
-    rounded_ = {source, elements, half, copy};
+    rounded_ = {source, elements, half ? Form::kF16 : Form::kBf16, copy};
   }
   void forget_rounded() { rounded_ = {}; }
   bool holds_rounded(const void* source, int64_t elements, bool half, const void* copy) const {
-    return rounded_.source == source && rounded_.elements == elements && rounded_.half == half &&
-           rounded_.copy == copy && source != nullptr;
+    return rounded_.source == source && rounded_.elements == elements &&
+           rounded_.form == (half ? Form::kF16 : Form::kBf16) && rounded_.copy == copy &&
+           source != nullptr;
+  }
+  // The same record for one row staged as int16 groups for the GEMVs (cuda::x16_groups_bytes),
+  // which an op writing a GEMV's x may leave in x16_groups_buffer; x16_groups gives it for
+  // `source` (null where there is none).
+  void set_x16_groups(const void* source, int64_t elements, const void* copy) {
+    rounded_ = {source, elements, Form::kInt16Groups, copy};
+  }
+  const void* x16_groups(const void* source, int64_t elements) const {
+    const bool held = rounded_.source == source && rounded_.elements == elements &&
+                      rounded_.form == Form::kInt16Groups && source != nullptr;
+    return held ? rounded_.copy : nullptr;
   }
   // Zeroed counters for kernels whose last block finishes the work (decode attention): such a
   // kernel counts its blocks in one counter per work item and sets it back to zero when done.
@@ -115,13 +135,15 @@ class Context {
   size_t ring_offset_ = 0;
   static constexpr int kLargeStageSlot = 3;  // stage() of more than the ring holds
   static constexpr int kScratchSlots = 4;
+  int64_t x16_stagings_ = 0;
   void* scratch_[kScratchSlots] = {};
   size_t scratch_bytes_[kScratchSlots] = {};
 
+  enum class Form { kBf16, kF16, kInt16Groups };
   struct Rounded {
     const void* source = nullptr;
     int64_t elements = 0;
-    bool half = false;
+    Form form = Form::kBf16;
     const void* copy = nullptr;
   };
   Rounded rounded_;

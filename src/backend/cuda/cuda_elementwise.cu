@@ -262,9 +262,9 @@ void broadcast_rows(float* out, const float* bias, int64_t m, int64_t n, cudaStr
 }
 
 void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t width,
-              float eps, cudaStream_t stream) {
+              float eps, cudaStream_t stream, void* out_x16) {
   if (rows == 0) return;
-  if (!rms_norm_in_registers(out, x, weight, rows, width, eps, stream)) {
+  if (!rms_norm_in_registers(out, x, weight, rows, width, eps, stream, out_x16)) {
     launch_kernel(rms_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, out, x, weight,
                   width, eps);
   }

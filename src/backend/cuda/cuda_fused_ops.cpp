@@ -25,13 +25,17 @@ void CudaBackend::add_rms_norm(Tensor& x, const Tensor& delta, Tensor& out, cons
   const float* scale = weight.data_as<float>();
   const int64_t rows = x.rows(), width = x.cols();
   void* rounded = rounding_for_gemm(out);
+  void* staged = cuda::norm_in_quads(values, added, result, scale, rounded, width)
+                     ? x16_groups_for(out)
+                     : nullptr;
   context_->submit(
       "add_rms_norm",
       [=](cudaStream_t stream) {
-        cuda::add_rms_norm(values, added, result, scale, rows, width, eps, rounded, stream);
+        cuda::add_rms_norm(values, added, result, scale, rows, width, eps, rounded, stream, staged);
       },
-      values, added, result, scale, rows, width, eps, rounded);
+      values, added, result, scale, rows, width, eps, rounded, staged);
   keep_rounding(out, rounded);
+  keep_x16_groups(out, staged);
 }
 
 namespace {
@@ -130,12 +134,16 @@ void CudaBackend::gated_matmul(Tensor& out, const Tensor& x, const Tensor& gate,
   const float* in = x.data_as<float>();
   float* result = out.data_as<float>();
   const cuda::ActivationKind kind = activation_kind(activation);
+  const void* staged = x16_groups_of(x);
+  void* staged_out = cuda::gemv_gated_stages_output(format, m, n) ? x16_groups_for(out) : nullptr;
   context_->submit(
       "gated_matmul",
       [=](cudaStream_t stream) {
-        cuda::gemv_gated(format, gate_rows, up_rows, in, result, m, n, k, kind, stream);
+        cuda::gemv_gated(format, gate_rows, up_rows, in, result, m, n, k, kind, stream, staged,
+                         staged_out);
       },
-      format, gate_rows, up_rows, in, result, m, n, k, kind);
+      format, gate_rows, up_rows, in, result, m, n, k, kind, staged, staged_out);
+  keep_x16_groups(out, staged_out);
 }
 
 std::optional<cuda::GemvSegments> CudaBackend::gemv_segments_for(
@@ -175,14 +183,16 @@ void CudaBackend::shared_input_matmul(std::span<Tensor* const> outs, const Tenso
   const float* in = x.data_as<float>();
   const int64_t m = x.rows(), k = x.cols();
   const int count = segments.count;
+  const void* staged = x16_groups_of(x);
   // The signature names every segment (unused ones are null and 0).
   static_assert(cuda::kGemvMaxSegments == 4, "the signature below lists 4 segments");
   const auto& s = segments.segment;
   context_->submit(
       "shared_input_matmul",
-      [=](cudaStream_t stream) { cuda::gemv_segments(format, segments, in, m, k, stream); }, format,
-      in, m, k, count, s[0].weight, s[0].bias, s[0].out, s[0].n, s[1].weight, s[1].bias, s[1].out,
-      s[1].n, s[2].weight, s[2].bias, s[2].out, s[2].n, s[3].weight, s[3].bias, s[3].out, s[3].n);
+      [=](cudaStream_t stream) { cuda::gemv_segments(format, segments, in, m, k, stream, staged); },
+      format, in, staged, m, k, count, s[0].weight, s[0].bias, s[0].out, s[0].n, s[1].weight,
+      s[1].bias, s[1].out, s[1].n, s[2].weight, s[2].bias, s[2].out, s[2].n, s[3].weight, s[3].bias,
+      s[3].out, s[3].n);
 }
 
 void CudaBackend::qkv_rope_cache(Tensor& q, Tensor& k, Tensor& v, const Tensor& x,
@@ -218,15 +228,16 @@ void CudaBackend::qkv_rope_cache(Tensor& q, Tensor& k, Tensor& v, const Tensor& 
   const cuda::WeightFormat format = weight_format(weights[0]->dtype(), "qkv_rope_cache");
   const float* in = x.data_as<float>();
   const int64_t m = x.rows(), width = x.cols();
+  const void* staged = x16_groups_of(x);
   const auto& s = segments.segment;
   context_->submit(
       "qkv_rope_cache",
       [=](cudaStream_t stream) {
-        cuda::gemv_rope_cache(format, segments, in, m, width, p, stream);
+        cuda::gemv_rope_cache(format, segments, in, m, width, p, stream, staged);
       },
-      format, in, m, width, s[0].weight, s[0].bias, s[1].weight, s[1].bias, s[2].weight, s[2].bias,
-      p.q, p.k, p.v, p.k_cache, p.v_cache, p.bf16_cache, p.positions, p.inv_freq, p.n_tokens,
-      p.q_heads, p.kv_heads, p.head_dim, p.capacity, p.n_past, p.device_n_past);
+      format, in, staged, m, width, s[0].weight, s[0].bias, s[1].weight, s[1].bias, s[2].weight,
+      s[2].bias, p.q, p.k, p.v, p.k_cache, p.v_cache, p.bf16_cache, p.positions, p.inv_freq,
+      p.n_tokens, p.q_heads, p.kv_heads, p.head_dim, p.capacity, p.n_past, p.device_n_past);
 }
 
 }  // namespace flow2

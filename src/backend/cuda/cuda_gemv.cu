@@ -373,17 +373,17 @@ void launch_gated_rows(const void* gate, const void* up, const float* x, float* 
 }  // namespace
 
 void gemv(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
-          int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+          int64_t m, int64_t n, int64_t k, cudaStream_t stream, const void* x16_groups) {
   GemvSegments segments;
   segments.segment[0] = {weight, bias, out, n};
   segments.count = 1;
-  gemv_segments(format, segments, x, m, k, stream);
+  gemv_segments(format, segments, x, m, k, stream, x16_groups);
 }
 
 void gemv_segments(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
-                   int64_t k, cudaStream_t stream) {
+                   int64_t k, cudaStream_t stream, const void* x16_groups) {
   if (is_split(format)) {
-    gemv_split(format, segments, x, m, k, stream);
+    gemv_split(format, segments, x, x16_groups, m, k, stream);
     return;
   }
   launch_dense<false>(format, segments, x, m, k, RopeCacheParams{}, stream);
@@ -395,13 +395,18 @@ bool gemv_rope_cache_supported(WeightFormat format, int64_t rows, int64_t k) {
 }
 
 void gemv_rope_cache(WeightFormat format, const GemvSegments& qkv, const float* x, int64_t m,
-                     int64_t k, const RopeCacheParams& rope, cudaStream_t stream) {
+                     int64_t k, const RopeCacheParams& rope, cudaStream_t stream,
+                     const void* x16_groups) {
   if (is_split(format)) {
-    gemv_split_rope(format, qkv, x, m, k, rope, stream);
+    gemv_split_rope(format, qkv, x, x16_groups, m, k, rope, stream);
     return;
   }
   launch_dense<true>(format, qkv, x, m, k, rope, stream);
   check_launch("gemv with RoPE and cache");
+}
+
+bool gemv_gated_stages_output(WeightFormat format, int64_t m, int64_t n) {
+  return is_split(format) && m == 1 && takes_x16_groups(n);
 }
 
 bool gemv_gated_supported(WeightFormat format) {
@@ -410,9 +415,10 @@ bool gemv_gated_supported(WeightFormat format) {
 }
 
 void gemv_gated(WeightFormat format, const void* gate, const void* up, const float* x, float* out,
-                int64_t m, int64_t n, int64_t k, ActivationKind activation, cudaStream_t stream) {
+                int64_t m, int64_t n, int64_t k, ActivationKind activation, cudaStream_t stream,
+                const void* x16_groups, void* out_x16) {
   if (is_split(format)) {
-    gemv_gated_split(format, gate, up, x, out, m, n, k, activation, stream);
+    gemv_gated_split(format, gate, up, x, x16_groups, out, out_x16, m, n, k, activation, stream);
     return;
   }
   switch (format) {

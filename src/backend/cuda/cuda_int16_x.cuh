@@ -63,6 +63,65 @@ __device__ inline int group_dot(const uint4& codes, const uint4 (&xw)[4], int ac
   return acc;
 }
 
+// x16's scale for a group whose largest |x| is `largest`, and the code of `value` given the
+// scale's inverse: as the CPU's Int16Activations, x times the rounded inverse of d, to nearest
+// even, clamped (the largest value may round a hair past 32767), so both hold the same x16.
+__device__ inline float x16_scale(float largest) {
+  return largest / static_cast<float>(kInt16Max);
+}
+__device__ inline float x16_inverse(float d) {
+  return d > 0.0f ? 1.0f / d : 0.0f;
+}
+__device__ inline int x16_code(float value, float inverse) {
+  return max(-kInt16Max, min(__float2int_rn(__fmul_rn(value, inverse)), kInt16Max));
+}
+
+// One quad of a row (its values 4 quad .. 4 quad + 3 in v) into the staging at `staged` (shared or
+// global memory, staged_x16_bytes(k)): the 8 neighbouring lanes that hold a group's quads call
+// it together, as stage_x16 and the norms do.
+__device__ inline void stage_quad_x16(const float4& v, int64_t quad, int64_t k, uint4* staged) {
+  auto* x16 = reinterpret_cast<int16_t*>(staged);
+  auto* meta = reinterpret_cast<int2*>(staged + k / 8);
+  float largest = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+  for (int offset = 1; offset < 8; offset *= 2) {
+    largest = fmaxf(largest, __shfl_xor_sync(0xffffffff, largest, offset));
+  }
+  const float d = x16_scale(largest);
+  const float inverse = x16_inverse(d);
+  const float values[4] = {v.x, v.y, v.z, v.w};
+  int q[4];
+#pragma unroll
+  for (int c = 0; c < 4; ++c) q[c] = x16_code(values[c], inverse);
+  int sum = (q[0] + q[1]) + (q[2] + q[3]);
+#pragma unroll
+  for (int offset = 1; offset < 8; offset *= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
+  const int64_t group = quad / 8;
+  const int first = static_cast<int>(quad % 8) * 4;
+#pragma unroll
+  for (int c = 0; c < 4; ++c) x16[x16_index(group, first + c)] = static_cast<int16_t>(q[c]);
+  if (first == 0) meta[group] = make_int2(__float_as_int(d), sum);
+}
+
+// The same for a group held one value a lane by a whole warp (lane e holding element e of group
+// `group`): the same codes, scale and sum (a maximum and a sum of integers do not depend on
+// their order).
+__device__ inline void stage_lane_x16(float value, int64_t group, int64_t k, uint4* staged) {
+  const int lane = threadIdx.x % 32;
+  float largest = fabsf(value);
+#pragma unroll
+  for (int offset = 1; offset < 32; offset *= 2) {
+    largest = fmaxf(largest, __shfl_xor_sync(0xffffffff, largest, offset));
+  }
+  const float d = x16_scale(largest);
+  const int q = x16_code(value, x16_inverse(d));
+  int sum = q;
+#pragma unroll
+  for (int offset = 1; offset < 32; offset *= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
+  reinterpret_cast<int16_t*>(staged)[x16_index(group, lane)] = static_cast<int16_t>(q);
+  if (lane == 0) reinterpret_cast<int2*>(staged + k / 8)[group] = make_int2(__float_as_int(d), sum);
+}
+
 // The staging's block: 256 threads, up to 16 float4 of x each.
 constexpr int kStageThreads = 256;
 constexpr int64_t kInt16MaxK = int64_t{4} * kStageThreads * 16;  // 16384
@@ -75,8 +134,6 @@ constexpr int64_t kInt16MaxK = int64_t{4} * kStageThreads * 16;  // 16384
 // with __syncthreads.
 template <int kStageQuads>
 __device__ inline void stage_x16(const float* __restrict__ x, int64_t k, uint4* shared) {
-  auto* x16 = reinterpret_cast<int16_t*>(shared);
-  auto* meta = reinterpret_cast<int2*>(shared + k / 8);
   const int64_t quads = k / 4;  // a multiple of 32: whole warps per pass
   float4 v[kStageQuads];
 #pragma unroll
@@ -89,32 +146,16 @@ __device__ inline void stage_x16(const float* __restrict__ x, int64_t k, uint4* 
   for (int pass = 0; pass < kStageQuads; ++pass) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(pass) * kStageThreads;
     if (i >= quads) break;  // the same for a whole warp
-    float largest =
-        fmaxf(fmaxf(fabsf(v[pass].x), fabsf(v[pass].y)), fmaxf(fabsf(v[pass].z), fabsf(v[pass].w)));
-#pragma unroll
-    for (int offset = 1; offset < 8; offset *= 2) {
-      largest = fmaxf(largest, __shfl_xor_sync(0xffffffff, largest, offset));
-    }
-    // As the CPU's Int16Activations: x times the rounded inverse of d, to nearest even, clamped
-    // (the largest value may round a hair past 32767), so both hold the same x16.
-    const float d = largest / static_cast<float>(kInt16Max);
-    const float inverse = d > 0.0f ? 1.0f / d : 0.0f;
-    const float values[4] = {v[pass].x, v[pass].y, v[pass].z, v[pass].w};
-    int q[4];
-#pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      q[c] = max(-kInt16Max, min(__float2int_rn(__fmul_rn(values[c], inverse)), kInt16Max));
-    }
-    int sum = (q[0] + q[1]) + (q[2] + q[3]);
-#pragma unroll
-    for (int offset = 1; offset < 8; offset *= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
-    const int64_t group = i / 8;
-    const int first = static_cast<int>(i % 8) * 4;
-#pragma unroll
-    for (int c = 0; c < 4; ++c) x16[x16_index(group, first + c)] = static_cast<int16_t>(q[c]);
-    if (first == 0) meta[group] = make_int2(__float_as_int(d), sum);
+    stage_quad_x16(v[pass], i, k, shared);
   }
   __syncthreads();
 }
 
+// kStage of the GEMV kernels for x staged by the op that wrote it (x16_groups: stage_x16's
+// layout, staged_x16_bytes(k), in global memory): lanes read their groups from there as they go,
+// with no staging of the block's own and no __syncthreads before the first product.
+constexpr int kStageGlobal = 1;
+
+// Group `group` of a row held by one warp, lane e holding element e, into stage_x16's layout at
+// `staged` (global or shared): the same codes, scale and sum as stage_x16 gives the group.
 }  // namespace flow2::cuda

@@ -25,9 +25,16 @@ constexpr int64_t kGemvMaxRows = 4;
 
 // out[m, n] = x[m, k] * weight[n, k]^T (+ bias[n]), m <= kGemvMaxRows; float32 accumulation.
 // The kernel starts reading `weight` before the previous kernel has finished (cuda_launch.cuh):
-// weights are uploaded by copies, never written by a kernel.
+// weights are uploaded by copies, never written by a kernel. x16_groups: null, or one row of x
+// staged as int16 groups by the op that wrote it (x16_groups_bytes; cuda_int16_x.cuh), which
+// 4-bit weights then read instead of quantizing x in every block; the results are the same.
 void gemv(WeightFormat format, const void* weight, const float* x, const float* bias, float* out,
-          int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+          int64_t m, int64_t n, int64_t k, cudaStream_t stream, const void* x16_groups = nullptr);
+
+// Bytes of a row of k values staged as int16 groups; whether the GEMVs read such a staging for
+// rows of k (k a multiple of 128, at most 16384).
+int64_t x16_groups_bytes(int64_t k);
+bool takes_x16_groups(int64_t k);
 
 // Matrices of one format that multiply the same x (shared_input_matmul: attention's q, k and v),
 // in one launch: out[m, n] = x[m, k] * weight[n, k]^T (+ bias[n]) for each segment. gemv is the
@@ -44,14 +51,18 @@ struct GemvSegments {
   int count = 0;
 };
 void gemv_segments(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
-                   int64_t k, cudaStream_t stream);
+                   int64_t k, cudaStream_t stream, const void* x16_groups = nullptr);
 
 // out[m, n] = act(x gate^T) * (x up^T) for gate and up weights [n, k] (dense or split layout),
 // m <= kGemvMaxRows, in one pass; equal to two gemv calls and gated_activation (bit for bit for
 // dense weights, within float rounding for the split layout: its rows may split differently).
+// x16_groups as for gemv; out_x16: null, or (where gemv_gated_stages_output) where out is also
+// staged as int16 groups for the GEMV that multiplies it next (x16_groups_bytes(n)).
 bool gemv_gated_supported(WeightFormat format);
 void gemv_gated(WeightFormat format, const void* gate, const void* up, const float* x, float* out,
-                int64_t m, int64_t n, int64_t k, ActivationKind activation, cudaStream_t stream);
+                int64_t m, int64_t n, int64_t k, ActivationKind activation, cudaStream_t stream,
+                const void* x16_groups = nullptr, void* out_x16 = nullptr);
+bool gemv_gated_stages_output(WeightFormat format, int64_t m, int64_t n);
 
 // Rows [first, first + count) of a weight decoded to bf16 (prefill GEMMs of quantized weights).
 void dequantize_rows_bf16(WeightFormat format, const void* weight, int64_t first, int64_t count,
@@ -65,8 +76,9 @@ void broadcast_rows(float* out, const float* bias, int64_t m, int64_t n, cudaStr
 // out[i] (+)= decoded table row ids[i].
 void embedding(WeightFormat format, const void* table, const int32_t* ids, int64_t count,
                int64_t width, float* out, bool accumulate, cudaStream_t stream);
+// out_x16 as for add_rms_norm.
 void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t width,
-              float eps, cudaStream_t stream);
+              float eps, cudaStream_t stream, void* out_x16 = nullptr);
 void layer_norm(float* out, const float* x, const float* weight, const float* bias, int64_t rows,
                 int64_t width, float eps, cudaStream_t stream);
 // In place, rotate-half layout, angle = float(position) * inv_freq[i].
@@ -114,12 +126,19 @@ void apply_penalties(float* scores, int64_t rows, int64_t vocab, const int32_t* 
                      cudaStream_t stream);
 
 // Fused ops (cuda_fused.cu). x += delta, out = rms_norm(x) * weight.
+// out_x16: null, or (one row whose width takes_x16_groups, pointers for which norm_in_quads
+// holds) where out is also staged as int16 groups for the GEMVs (x16_groups_bytes).
 void add_rms_norm(float* x, const float* delta, float* out, const float* weight, int64_t rows,
-                  int64_t width, float eps, void* out_bf16, cudaStream_t stream);
+                  int64_t width, float eps, void* out_bf16, cudaStream_t stream,
+                  void* out_x16 = nullptr);
+// Whether the norms above take their rows in float4 quads (width a multiple of 4, 16-byte
+// aligned rows): only then can they stage their output as int16 groups.
+bool norm_in_quads(const void* x, const void* delta, const void* out, const void* weight,
+                   const void* out_bf16, int64_t width);
 // rms_norm with each thread's values in registers (cuda_fused.cu), for rows of up to 64 x 256
 // values; false (nothing launched) for wider ones.
 bool rms_norm_in_registers(float* out, const float* x, const float* weight, int64_t rows,
-                           int64_t width, float eps, cudaStream_t stream);
+                           int64_t width, float eps, cudaStream_t stream, void* out_x16);
 // rope of q and k in place (when inv_freq is set), k and v written to their caches at rows
 // n_past.. of each sequence (device_n_past[b] for sequence b when that is set).
 struct RopeCacheParams {
@@ -145,7 +164,8 @@ constexpr int64_t kRopeTileMultiple = 32;
 // dense kernel only where it runs at most 4 warps a row (a block then holds a pair of rows).
 bool gemv_rope_cache_supported(WeightFormat format, int64_t rows, int64_t k);
 void gemv_rope_cache(WeightFormat format, const GemvSegments& qkv, const float* x, int64_t m,
-                     int64_t k, const RopeCacheParams& rope, cudaStream_t stream);
+                     int64_t k, const RopeCacheParams& rope, cudaStream_t stream,
+                     const void* x16_groups = nullptr);
 
 struct AttentionParams {
   const float* q = nullptr;  // [batch * n_tokens, n_heads * head_dim]

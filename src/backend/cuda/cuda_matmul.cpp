@@ -113,12 +113,13 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& weight, con
     return;
   }
   if (takes_gemv(x, weight.dtype())) {
+    const void* staged = x16_groups_of(x);
     context_->submit(
         "gemv",
         [=](cudaStream_t stream) {
-          cuda::gemv(format, w, in, bias_values, result, m, n, k, stream);
+          cuda::gemv(format, w, in, bias_values, result, m, n, k, stream, staged);
         },
-        format, w, in, bias_values, result, m, n, k);
+        format, w, in, bias_values, result, m, n, k, staged);
     return;
   }
   if (takes_mma_split(format, m) && reinterpret_cast<uintptr_t>(x.data()) % 16 == 0) {
@@ -144,6 +145,22 @@ void* CudaBackend::rounding_for_gemm(const Tensor& out) {
 
 void CudaBackend::keep_rounding(const Tensor& out, void* rounded) {
   if (rounded) context_->set_rounded(out.data(), out.numel(), false, rounded);
+}
+
+void* CudaBackend::x16_groups_for(const Tensor& out) {
+  if (!four_bit_matrices_ || out.rows() != 1 || out.dtype() != DType::F32 ||
+      !cuda::takes_x16_groups(out.cols())) {
+    return nullptr;
+  }
+  return context_->x16_groups_buffer(static_cast<size_t>(cuda::x16_groups_bytes(out.cols())));
+}
+
+void CudaBackend::keep_x16_groups(const Tensor& out, void* staged) {
+  if (staged) context_->set_x16_groups(out.data(), out.numel(), staged);
+}
+
+const void* CudaBackend::x16_groups_of(const Tensor& x) const {
+  return x.rows() == 1 ? context_->x16_groups(x.data(), x.numel()) : nullptr;
 }
 
 void CudaBackend::gemm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor* bias) {

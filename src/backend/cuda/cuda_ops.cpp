@@ -76,10 +76,16 @@ void CudaBackend::rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, f
   const float* in = x.data_as<float>();
   const float* scale = weight.data_as<float>();
   const int64_t rows = x.rows(), width = x.cols();
+  void* staged = cuda::norm_in_quads(in, nullptr, result, scale, nullptr, width)
+                     ? x16_groups_for(out)
+                     : nullptr;
   context_->submit(
       "rms_norm",
-      [=](cudaStream_t stream) { cuda::rms_norm(result, in, scale, rows, width, eps, stream); },
-      result, in, scale, rows, width, eps);
+      [=](cudaStream_t stream) {
+        cuda::rms_norm(result, in, scale, rows, width, eps, stream, staged);
+      },
+      result, in, scale, rows, width, eps, staged);
+  keep_x16_groups(out, staged);
 }
 
 void CudaBackend::layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,

@@ -117,14 +117,25 @@ __device__ inline void accumulate_piece(const uint4 (&codes)[R], const float2 (&
 // The same from x staged as int16 (cuda_int16_x.cuh; 4-bit codes, one row of x): per row the
 // group's integer sum of code * x16, then scale * d * sum + offset * d * sum(x16). For Q4_0
 // (offset -8 * scale) the integer sum starts at -8 * sum(x16), so one product scales it.
-template <WeightFormat F, int R>
+// kGlobal: `staged` is in global memory (kStageGlobal), read through L1 (reading from L2 alone
+// made the gate/up and q/k/v GEMVs 1-2 us slower, H100). Each staging has its own address in a
+// step (Context::x16_groups_buffer), so no line of it is in L1 from an earlier write.
+template <WeightFormat F, int R, bool kGlobal>
 __device__ inline void accumulate_group_int16(const uint4 (&codes)[R], const float2 (&params)[R],
                                               const uint4* staged, int64_t k, int64_t p,
                                               float (&sum)[R][1]) {
   uint4 xw[4];
+  const auto* meta_of = reinterpret_cast<const int2*>(staged + k / 8) + p;
+  int2 meta;
+  if constexpr (kGlobal) {
 #pragma unroll
-  for (int w = 0; w < 4; ++w) xw[w] = staged[x16_word(p, w)];
-  const int2 meta = reinterpret_cast<const int2*>(staged + k / 8)[p];
+    for (int w = 0; w < 4; ++w) xw[w] = __ldg(staged + x16_word(p, w));
+    meta = __ldg(meta_of);
+  } else {
+#pragma unroll
+    for (int w = 0; w < 4; ++w) xw[w] = staged[x16_word(p, w)];
+    meta = *meta_of;
+  }
   const float d = __int_as_float(meta.x);
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -144,12 +155,13 @@ __device__ inline void accumulate_group_int16(const uint4 (&codes)[R], const flo
 // with the next U loading, then the sums of the slot's lanes. Leaves in mine[m] the total of row
 // r = column (zeros in lanes with column >= R).
 // With kStage > 0 (M = 1, 4-bit codes, k a multiple of 128 and at most 1024 kStage) the block
-// first stages x as int16 in `staged` (staged_x16_bytes(k) of shared memory). `before_wait()`
+// first stages x as int16 in `staged` (staged_x16_bytes(k) of shared memory); with kStage =
+// kStageGlobal `staged` is the staging the op that wrote x left in global memory. `before_wait()`
 // runs while the first loads are on their way, before the wait for the previous kernel.
 template <WeightFormat F, int M, int R, int U, int kStage, typename BeforeWait>
 __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* __restrict__ x,
-                                 int64_t k, int warps_per_row, float (&mine)[M], uint4* staged,
-                                 BeforeWait&& before_wait) {
+                                 int64_t k, int warps_per_row, float (&mine)[M],
+                                 const uint4* staged, BeforeWait&& before_wait) {
   constexpr int kElements = split_piece_elements(F);
   const int warp = threadIdx.x / 32, column = threadIdx.x % 32 % kLanesPerSlot;
   const int part = warp % warps_per_row;
@@ -165,7 +177,8 @@ __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* _
   // The first stage of weights (which never change on the GPU) is on its way while the previous
   // kernel, which wrote x, drains.
   wait_for_prior_kernels();
-  if constexpr (kStage > 0) stage_x16<kStage>(x, k, staged);
+  // Where the block stages x itself, `staged` is its own shared memory.
+  if constexpr (kStage > kStageGlobal) stage_x16<kStage>(x, k, const_cast<uint4*>(staged));
   for (; piece < pieces; piece += U * step) {
     const int64_t following = piece + U * step;
     if (following < pieces) load_stage<F>(next, rows, code_bytes, following, step, pieces);
@@ -176,7 +189,8 @@ __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* _
         if constexpr (kStage > 0) {
           static_assert(M == 1 && split_layout(F).code_bits == 4);
           static_assert(split_piece_elements(F) == kInt16Group);
-          accumulate_group_int16<F, R>(current.codes[u], current.params[u], staged, k, p, sum);
+          accumulate_group_int16<F, R, kStage == kStageGlobal>(current.codes[u], current.params[u],
+                                                               staged, k, p, sum);
         } else {
           accumulate_piece<F, M, R>(current.codes[u], current.params[u], x + p * kElements, k, mask,
                                     sum);
@@ -215,10 +229,11 @@ __device__ inline void slot_sums(const uint8_t* const (&rows)[R], const float* _
 template <WeightFormat F, int M, int R, int U, int kMinBlocks, int S, int kStage, bool kRope>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     gemv_split_kernel(const __grid_constant__ BlockSegments segments, const float* __restrict__ x,
-                      int64_t k, int warps_per_row, const __grid_constant__ RopeCacheParams rope) {
+                      const uint4* __restrict__ x16_groups, int64_t k, int warps_per_row,
+                      const __grid_constant__ RopeCacheParams rope) {
   constexpr int kRows = kSlots * R;
   __shared__ float partial[kWarps][kRows][M];
-  extern __shared__ uint4 staged_x[];  // kStage > 0: x as int16 (staged_x16_bytes)
+  extern __shared__ uint4 staged_x[];  // kStage > kStageGlobal: x as int16 (staged_x16_bytes)
   static_assert(kWarps * 32 == kStageThreads, "stage_x16 spreads x over 256 threads");
   // Dependents may launch as soon as every block runs (cuda_launch.cuh).
   let_next_kernel_launch();
@@ -247,7 +262,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   const int64_t row = row_of(local);
   float2 angle[M];
   float mine[M];
-  slot_sums<F, M, R, U, kStage>(rows, x, k, warps_per_row, mine, staged_x, [&] {
+  const uint4* staged = kStage == kStageGlobal ? x16_groups : staged_x;
+  slot_sums<F, M, R, U, kStage>(rows, x, k, warps_per_row, mine, staged, [&] {
     if constexpr (kRope) {
 #pragma unroll
       for (int m = 0; m < M; ++m) angle[m] = rope_angle_for(rope, segment_index, row, m);
@@ -304,12 +320,16 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 template <WeightFormat F, int M, int R, int U, int kMinBlocks, int kStage>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     gemv_split_gated_kernel(const uint8_t* __restrict__ gate, const uint8_t* __restrict__ up,
-                            const float* __restrict__ x, float* __restrict__ out, int64_t n,
+                            const float* __restrict__ x, const uint4* __restrict__ x16_groups,
+                            float* __restrict__ out, uint4* __restrict__ out_x16, int64_t n,
                             int64_t k, int warps_per_row, ActivationKind activation) {
   constexpr int kHalf = R / 2;
   constexpr int kRows = kSlots * R;         // rows of both matrices per warp
   constexpr int kOutputs = kSlots * kHalf;  // output rows per warp
   __shared__ float partial[kWarps][kRows][M];
+  // With out_x16 (M = 1; the block's outputs whole groups of 32, n a multiple of 32, as
+  // launch_gated arranges) the outputs meet here and warp w stages group w of the block's.
+  __shared__ float outputs[kWarps * kOutputs];
   extern __shared__ uint4 staged_x[];  // as in gemv_split_kernel
   let_next_kernel_launch();            // as in gemv_split_kernel
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -327,34 +347,49 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     rows[kHalf + r] = up + row * row_bytes;
   }
   float mine[M];
-  slot_sums<F, M, R, U, kStage>(rows, x, k, warps_per_row, mine, staged_x, [] {});
+  const uint4* staged = kStage == kStageGlobal ? x16_groups : staged_x;
+  slot_sums<F, M, R, U, kStage>(rows, x, k, warps_per_row, mine, staged, [] {});
 
+  // Output `local` of the warp's (first + local) is `value`.
+  const int64_t block_first = first - (warp / warps_per_row) * kOutputs;
+  auto keep = [&](int local, int m, float value) {
+    out[m * n + first + local] = value;
+    if (out_x16) outputs[first - block_first + local] = value;
+  };
   if (warps_per_row == 1) {
-    const int64_t row = first + slot * kHalf + column;
+    const int local = slot * kHalf + column;
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       const float u = __shfl_down_sync(0xffffffff, mine[m], kHalf);
-      if (column < kHalf && row < n) out[m * n + row] = activate(mine[m], activation) * u;
+      if (column < kHalf && first + local < n) keep(local, m, activate(mine[m], activation) * u);
     }
-    return;
-  }
-  if (column < R) {
+  } else {
+    if (column < R) {
 #pragma unroll
-    for (int m = 0; m < M; ++m) partial[warp][slot * R + column][m] = mine[m];
-  }
-  __syncthreads();
-  // Lane o < kOutputs adds up output row first + o: gate at slot o / kHalf, column o % kHalf.
-  const int64_t row = first + lane;
-  const int gate_local = lane / kHalf * R + lane % kHalf;
-  if (part == 0 && lane < kOutputs && row < n) {
+      for (int m = 0; m < M; ++m) partial[warp][slot * R + column][m] = mine[m];
+    }
+    __syncthreads();
+    // Lane o < kOutputs adds up output row first + o: gate at slot o / kHalf, column o % kHalf.
+    const int gate_local = lane / kHalf * R + lane % kHalf;
+    if (part == 0 && lane < kOutputs && first + lane < n) {
 #pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float g = 0.0f, u = 0.0f;
-      for (int q = 0; q < warps_per_row; ++q) {
-        g += partial[warp + q][gate_local][m];
-        u += partial[warp + q][gate_local + kHalf][m];
+      for (int m = 0; m < M; ++m) {
+        float g = 0.0f, u = 0.0f;
+        for (int q = 0; q < warps_per_row; ++q) {
+          g += partial[warp + q][gate_local][m];
+          u += partial[warp + q][gate_local + kHalf][m];
+        }
+        keep(lane, m, activate(g, activation) * u);
       }
-      out[m * n + row] = activate(g, activation) * u;
+    }
+  }
+  if constexpr (M == 1) {
+    if (out_x16) {  // the same for the whole grid
+      __syncthreads();
+      const int64_t group = block_first / kInt16Group + warp;
+      if (warp < kWarps * kOutputs / warps_per_row / kInt16Group && group * kInt16Group < n) {
+        stage_lane_x16(outputs[warp * kInt16Group + lane], group, n, out_x16);
+      }
     }
   }
 }
@@ -389,18 +424,29 @@ int split_warps_per_row(int64_t warp_rows, int64_t pieces, int stage_pieces) {
   return warps_per_row;
 }
 
-// One row of x times 4-bit codes takes the integer path (cuda_int16_x.cuh) where it measured
-// faster: every block quantizes x itself, which costs more than it saves with many blocks (the
-// 128256-row output head: 142 -> 150 us on an H100, Q4_0). `rows`: the launch's rows of all
-// matrices. FLOW2_CUDA_INT16_X=0 turns it off, =all takes any number of rows (to compare).
-bool int16_x_wanted(WeightFormat format, int64_t m, int64_t k, int64_t rows) {
-  static const int mode = [] {
+// One row of x times 4-bit codes takes the integer path (cuda_int16_x.cuh) in launches of up to
+// kInt16MostRows rows, where it measured faster: the 128256-row output head of an 8B model (Q4_0,
+// H100) took 142 -> 150 us with every block quantizing x, and 145 -> 167 us reading the norm's
+// staging. x comes staged by the op that wrote it (x16_groups) or each block quantizes it.
+// FLOW2_CUDA_INT16_X=0 turns it off, =all takes any number of rows (to compare), =own has every
+// block quantize x even where it comes staged.
+constexpr int64_t kInt16MostRows = 32768;
+enum class Int16Mode { kOff, kOn, kAll, kOwn };
+Int16Mode int16_x_mode() {
+  static const Int16Mode mode = [] {
     const char* value = std::getenv("FLOW2_CUDA_INT16_X");
     const std::string text = value ? value : "";
-    return text == "0" ? 0 : text == "all" ? 2 : 1;
+    return text == "0"     ? Int16Mode::kOff
+           : text == "all" ? Int16Mode::kAll
+           : text == "own" ? Int16Mode::kOwn
+                           : Int16Mode::kOn;
   }();
-  return mode > 0 && m == 1 && split_layout(format).code_bits == 4 && k % 128 == 0 &&
-         k <= kInt16MaxK && (rows <= 32768 || mode == 2);
+  return mode;
+}
+
+bool int16_x_shape(WeightFormat format, int64_t m, int64_t k) {
+  return int16_x_mode() != Int16Mode::kOff && m == 1 && split_layout(format).code_bits == 4 &&
+         k % 128 == 0 && k <= kInt16MaxK;
 }
 
 // Q4_0 launches on the int16 path with at most two blocks a multiprocessor (an 8B model's o and
@@ -428,24 +474,24 @@ bool few_blocks(const GemvSegments& segments) {
 }
 
 template <WeightFormat F, int M, int kStage, typename Tile, bool kRope>
-void launch_tiled(const GemvSegments& segments, const float* x, int64_t k,
+void launch_tiled(const GemvSegments& segments, const float* x, const uint4* x16_groups, int64_t k,
                   const RopeCacheParams& rope, cudaStream_t stream) {
   constexpr int R = Tile::R, U = Tile::U;
   constexpr int kRows = kSlots * R;
   const int warps_per_row = split_warps_per_row(warp_rows(segments, kRows),
                                                 k / split_piece_elements(F), Tile::kRulePieces);
   const BlockSegments table = assign_blocks(segments, (kWarps / warps_per_row) * kRows);
-  const size_t shared = kStage > 0 ? static_cast<size_t>(staged_x16_bytes(k)) : 0;
+  const size_t shared = kStage > kStageGlobal ? static_cast<size_t>(staged_x16_bytes(k)) : 0;
   auto launch_for = [&](auto tables) {
     constexpr int S = decltype(tables)::value;
     if (table.blocks <= static_cast<unsigned>(multiprocessor_count())) {  // see kOneWaveBlocks
       launch_kernel(gemv_split_kernel<F, M, R, U, kOneWaveBlocks, S, kStage, kRope>,
-                    dim3(table.blocks), kWarps * 32, shared, stream, table, x, k, warps_per_row,
-                    rope);
+                    dim3(table.blocks), kWarps * 32, shared, stream, table, x, x16_groups, k,
+                    warps_per_row, rope);
     } else {
       launch_kernel(gemv_split_kernel<F, M, R, U, Tile::kMinBlocks, S, kStage, kRope>,
-                    dim3(table.blocks), kWarps * 32, shared, stream, table, x, k, warps_per_row,
-                    rope);
+                    dim3(table.blocks), kWarps * 32, shared, stream, table, x, x16_groups, k,
+                    warps_per_row, rope);
     }
   };
   if constexpr (kRope) {
@@ -456,48 +502,62 @@ void launch_tiled(const GemvSegments& segments, const float* x, int64_t k,
 }
 
 template <WeightFormat F, int M, int kStage, bool kRope>
-void launch(const GemvSegments& segments, const float* x, int64_t k, const RopeCacheParams& rope,
-            cudaStream_t stream) {
+void launch(const GemvSegments& segments, const float* x, const uint4* x16_groups, int64_t k,
+            const RopeCacheParams& rope, cudaStream_t stream) {
   if constexpr (kStage > 0 && F == WeightFormat::Q4_0) {
     if (few_blocks(segments)) {
-      launch_tiled<F, M, kStage, FewBlocksTiling, kRope>(segments, x, k, rope, stream);
+      launch_tiled<F, M, kStage, FewBlocksTiling, kRope>(segments, x, x16_groups, k, rope, stream);
       return;
     }
   }
   using Tile = Tiling<split_layout(F).code_bits, M, (kStage > 0)>;
-  launch_tiled<F, M, kStage, Tile, kRope>(segments, x, k, rope, stream);
+  launch_tiled<F, M, kStage, Tile, kRope>(segments, x, x16_groups, k, rope, stream);
 }
 
 template <WeightFormat F, int M, int kStage>
-void launch_gated(const void* gate, const void* up, const float* x, float* out, int64_t n,
-                  int64_t k, ActivationKind activation, cudaStream_t stream) {
+void launch_gated(const void* gate, const void* up, const float* x, const uint4* x16_groups,
+                  float* out, uint4* out_x16, int64_t n, int64_t k, ActivationKind activation,
+                  cudaStream_t stream) {
   using Tile = Tiling<split_layout(F).code_bits, M, (kStage > 0)>;
   constexpr int R = Tile::R, U = Tile::U;
   constexpr int kOutputs = kSlots * R / 2;
-  const int warps_per_row =
+  int warps_per_row =
       split_warps_per_row((n + kOutputs - 1) / kOutputs, k / split_piece_elements(F), U);
+  // Staging the output takes whole groups of 32 outputs a block (an 8B model's gate and up: 2
+  // warps a row instead of 4, which measured the same, branch wip/gated-blocks).
+  if (out_x16) warps_per_row = std::min(warps_per_row, kWarps * kOutputs / kInt16Group);
   const int64_t rows_per_block = static_cast<int64_t>(kWarps / warps_per_row) * kOutputs;
   const int64_t blocks = (n + rows_per_block - 1) / rows_per_block;
   const dim3 grid(static_cast<unsigned>(blocks));
-  const size_t shared = kStage > 0 ? static_cast<size_t>(staged_x16_bytes(k)) : 0;
+  const size_t shared = kStage > kStageGlobal ? static_cast<size_t>(staged_x16_bytes(k)) : 0;
   const auto* gate_rows = static_cast<const uint8_t*>(gate);
   const auto* up_rows = static_cast<const uint8_t*>(up);
   if (blocks <= multiprocessor_count()) {  // see kOneWaveBlocks
     launch_kernel(gemv_split_gated_kernel<F, M, R, U, kOneWaveBlocks, kStage>, grid, kWarps * 32,
-                  shared, stream, gate_rows, up_rows, x, out, n, k, warps_per_row, activation);
+                  shared, stream, gate_rows, up_rows, x, x16_groups, out, out_x16, n, k,
+                  warps_per_row, activation);
   } else {
     launch_kernel(gemv_split_gated_kernel<F, M, R, U, Tile::kMinBlocks, kStage>, grid, kWarps * 32,
-                  shared, stream, gate_rows, up_rows, x, out, n, k, warps_per_row, activation);
+                  shared, stream, gate_rows, up_rows, x, x16_groups, out, out_x16, n, k,
+                  warps_per_row, activation);
   }
 }
 
-// Calls f with std::integral_constant<int, kStage>: the float4 loads per thread that stage x as
-// int16 (4, 8 or 16: k up to 4096, 8192, 16384), or 0 for the float path, which the kernels take
-// for more rows of x, 8-bit codes, or where int16_x_wanted says no.
+// Calls f with std::integral_constant<int, kStage>: kStageGlobal where x comes staged
+// (x16_groups), else the float4 loads per thread that stage x as int16 (4, 8 or 16: k up to
+// 4096, 8192, 16384), or 0 for the float path, which the kernels take for more rows of x, 8-bit
+// codes, or where int16_x_mode says no.
 template <WeightFormat F, int M, typename Fn>
-void with_int16_choice(int64_t k, int64_t rows, Fn&& f) {
+void with_int16_choice(int64_t k, int64_t rows, const void* x16_groups, Fn&& f) {
   if constexpr (M == 1 && split_layout(F).code_bits == 4) {
-    if (int16_x_wanted(F, M, k, rows)) {
+    const Int16Mode mode = int16_x_mode();
+    const bool wanted =
+        int16_x_shape(F, M, k) && (rows <= kInt16MostRows || mode == Int16Mode::kAll);
+    if (wanted && x16_groups && mode != Int16Mode::kOwn) {
+      f(std::integral_constant<int, kStageGlobal>{});
+      return;
+    }
+    if (wanted) {
       if (k <= 4096) {
         f(std::integral_constant<int, 4>{});
       } else if (k <= 8192) {
@@ -514,14 +574,16 @@ void with_int16_choice(int64_t k, int64_t rows, Fn&& f) {
 // gemv_split and gemv_split_rope: kRope says whether the segments are q, k and v of
 // qkv_rope_cache, with `rope` their rotation and cache.
 template <bool kRope>
-void launch_split(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
-                  int64_t k, const RopeCacheParams& rope, cudaStream_t stream) {
+void launch_split(WeightFormat format, const GemvSegments& segments, const float* x,
+                  const void* x16_groups, int64_t m, int64_t k, const RopeCacheParams& rope,
+                  cudaStream_t stream) {
+  const auto* staged = static_cast<const uint4*>(x16_groups);
   with_split_format(format, [&](auto f) {
     with_rows(m, [&](auto rows) {
       constexpr WeightFormat F = decltype(f)::value;
       constexpr int M = decltype(rows)::value;
-      with_int16_choice<F, M>(k, total_rows(segments), [&](auto int16) {
-        launch<F, M, decltype(int16)::value, kRope>(segments, x, k, rope, stream);
+      with_int16_choice<F, M>(k, total_rows(segments), x16_groups, [&](auto int16) {
+        launch<F, M, decltype(int16)::value, kRope>(segments, x, staged, k, rope, stream);
       });
     });
   });
@@ -529,27 +591,41 @@ void launch_split(WeightFormat format, const GemvSegments& segments, const float
 
 }  // namespace
 
-void gemv_split(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
-                int64_t k, cudaStream_t stream) {
-  launch_split<false>(format, segments, x, m, k, RopeCacheParams{}, stream);
+int64_t x16_groups_bytes(int64_t k) {
+  return staged_x16_bytes(k);
+}
+
+bool takes_x16_groups(int64_t k) {
+  const Int16Mode mode = int16_x_mode();
+  return k > 0 && k % 128 == 0 && k <= kInt16MaxK && mode != Int16Mode::kOff &&
+         mode != Int16Mode::kOwn;
+}
+
+void gemv_split(WeightFormat format, const GemvSegments& segments, const float* x,
+                const void* x16_groups, int64_t m, int64_t k, cudaStream_t stream) {
+  launch_split<false>(format, segments, x, x16_groups, m, k, RopeCacheParams{}, stream);
   check_launch("gemv (split layout)");
 }
 
-void gemv_split_rope(WeightFormat format, const GemvSegments& qkv, const float* x, int64_t m,
-                     int64_t k, const RopeCacheParams& rope, cudaStream_t stream) {
-  launch_split<true>(format, qkv, x, m, k, rope, stream);
+void gemv_split_rope(WeightFormat format, const GemvSegments& qkv, const float* x,
+                     const void* x16_groups, int64_t m, int64_t k, const RopeCacheParams& rope,
+                     cudaStream_t stream) {
+  launch_split<true>(format, qkv, x, x16_groups, m, k, rope, stream);
   check_launch("gemv with RoPE and cache (split layout)");
 }
 
 void gemv_gated_split(WeightFormat format, const void* gate, const void* up, const float* x,
-                      float* out, int64_t m, int64_t n, int64_t k, ActivationKind activation,
-                      cudaStream_t stream) {
+                      const void* x16_groups, float* out, void* out_x16, int64_t m, int64_t n,
+                      int64_t k, ActivationKind activation, cudaStream_t stream) {
+  const auto* staged = static_cast<const uint4*>(x16_groups);
+  auto* out_staged = static_cast<uint4*>(out_x16);
   with_split_format(format, [&](auto f) {
     with_rows(m, [&](auto rows) {
       constexpr WeightFormat F = decltype(f)::value;
       constexpr int M = decltype(rows)::value;
-      with_int16_choice<F, M>(k, 2 * n, [&](auto int16) {
-        launch_gated<F, M, decltype(int16)::value>(gate, up, x, out, n, k, activation, stream);
+      with_int16_choice<F, M>(k, 2 * n, x16_groups, [&](auto int16) {
+        launch_gated<F, M, decltype(int16)::value>(gate, up, x, staged, out, out_staged, n, k,
+                                                   activation, stream);
       });
     });
   });

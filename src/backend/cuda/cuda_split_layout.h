@@ -99,17 +99,20 @@ constexpr int split_piece_elements(WeightFormat format) {
 }
 
 // out[m, n] = x[m, k] * W[n, k]^T (+ bias) for each segment's split-layout W, m <= kGemvMaxRows;
-// x 16-byte aligned (cuda_split_gemv.cu).
-void gemv_split(WeightFormat format, const GemvSegments& segments, const float* x, int64_t m,
-                int64_t k, cudaStream_t stream);
+// x 16-byte aligned (cuda_split_gemv.cu). x16_groups: null, or x staged as int16 by the op that
+// wrote it (cuda_kernels.h).
+void gemv_split(WeightFormat format, const GemvSegments& segments, const float* x,
+                const void* x16_groups, int64_t m, int64_t k, cudaStream_t stream);
 // gemv_split of q, k and v (segments 0, 1 and 2) with rope_and_cache's work in the epilogue
 // (gemv_rope_cache).
-void gemv_split_rope(WeightFormat format, const GemvSegments& qkv, const float* x, int64_t m,
-                     int64_t k, const RopeCacheParams& rope, cudaStream_t stream);
-// out[m, n] = act(x gate^T) * (x up^T) for split-layout gate and up [n, k], as gemv_gated.
+void gemv_split_rope(WeightFormat format, const GemvSegments& qkv, const float* x,
+                     const void* x16_groups, int64_t m, int64_t k, const RopeCacheParams& rope,
+                     cudaStream_t stream);
+// out[m, n] = act(x gate^T) * (x up^T) for split-layout gate and up [n, k], as gemv_gated
+// (out_x16 there: m 1, n a multiple of 128).
 void gemv_gated_split(WeightFormat format, const void* gate, const void* up, const float* x,
-                      float* out, int64_t m, int64_t n, int64_t k, ActivationKind activation,
-                      cudaStream_t stream);
+                      const void* x16_groups, float* out, void* out_x16, int64_t m, int64_t n,
+                      int64_t k, ActivationKind activation, cudaStream_t stream);
 
 // Rows of x up to which split-layout weights multiply on tensor cores, decoding the codes
 // in registers (cuda_split_mma.cu), instead of being decoded to bf16 for cuBLAS.

@@ -163,6 +163,7 @@ Tensor CudaBackend::upload_split(const HostTensor& host, DType dtype) {
   const size_t bytes = cuda::split_weight_bytes(host, dtype);
   Tensor tensor = allocate(dtype, host.shape, bytes);
   const cuda::WeightFormat format = weight_format(dtype, "upload_weight");
+  if (cuda::split_layout(format).code_bits == 4) four_bit_matrices_ = true;
   const auto row_bytes = static_cast<size_t>(cuda::split_row_bytes(format, host.shape[1]));
   uploader().upload(tensor.data(), bytes, row_bytes, cuda::split_fill(host, dtype));
   return tensor;
