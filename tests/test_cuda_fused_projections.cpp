@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "backend_list.h"
+#include "cuda_against_cpu.h"
 #include "flow2/backend.h"
 #include "flow2/error.h"
 #include "random_weight.h"
@@ -98,14 +99,8 @@ TEST(SharedInputMatmul, SpansOfDifferentLengthsAreAnError) {
   EXPECT_THROW(cpu->shared_input_matmul(outs, x, weights, biases), Error);
 }
 
-class CudaFusedProjections : public ::testing::Test {
+class CudaFusedProjections : public testing::CudaAgainstCpu {
  protected:
-  void SetUp() override {
-    if (!built_with_cuda()) GTEST_SKIP() << "built without the CUDA toolkit";
-    if (auto reason = testing::skip_reason("cuda"); !reason.empty()) GTEST_SKIP() << reason;
-    cuda_ = make_backend("cuda");
-    cpu_ = make_backend("cpu");
-  }
   // shared_input_matmul of matrices with `rows` rows each against the CPU and, bit for bit,
   // against one matmul per matrix on CUDA (these shapes split every matrix's rows over warps as
   // its own launch would).
@@ -115,8 +110,6 @@ class CudaFusedProjections : public ::testing::Test {
   // the tokens of one; with and without biases and rotation.
   void check_qkv_rope_cache(DType dtype, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
                             int64_t k);
-
-  std::unique_ptr<Backend> cuda_, cpu_;
 };
 
 void CudaFusedProjections::check_shared_input(DType dtype, const std::vector<int64_t>& rows,

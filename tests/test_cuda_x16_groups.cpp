@@ -13,6 +13,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend_list.h"
+#include "cuda_against_cpu.h"
 #include "flow2/backend.h"
 #include "random_weight.h"
 #include "test_support.h"
@@ -26,15 +27,8 @@ using testing::random_weight;
 
 const DType kFourBitFormats[] = {DType::Q4_0, DType::Q4_1, DType::Q4_A64, DType::Q4_K};
 
-class CudaX16Groups : public ::testing::Test {
+class CudaX16Groups : public testing::CudaAgainstCpu {
  protected:
-  void SetUp() override {
-    if (!built_with_cuda()) GTEST_SKIP() << "built without the CUDA toolkit";
-    if (auto reason = testing::skip_reason("cuda"); !reason.empty()) GTEST_SKIP() << reason;
-    cuda_ = make_backend("cuda");
-    cpu_ = make_backend("cpu");
-  }
-
   // What `ops` (which return the tensors to read) compute as a decoding step, run twice (the
   // first step may grow the step arena the stagings come from), and outside a step.
   struct Runs {
@@ -77,7 +71,6 @@ class CudaX16Groups : public ::testing::Test {
     return copy;
   }
 
-  std::unique_ptr<Backend> cuda_, cpu_;
   Tensor zeros_;
 };
 

@@ -257,7 +257,7 @@ bool launch_in_registers(float* x, const float* delta, float* out, const float* 
   const int64_t per_thread = (width + threads - 1) / threads;
   auto* bf16 = static_cast<__nv_bfloat16*>(out_bf16);
   auto* x16 = static_cast<uint4*>(out_x16);
-  if (norm_in_quads(x, delta, out, weight, out_bf16, width) && per_thread <= 64) {
+  if (norm_in_quads(x, delta, out, weight, out_bf16, width)) {  // per_thread <= 64 then
     auto launch = [&](auto kernel) {
       launch_kernel(kernel, static_cast<unsigned>(rows), threads, 0, stream, x, delta, out, weight,
                     width, eps, bf16, x16);

@@ -156,6 +156,4 @@ __device__ inline void stage_x16(const float* __restrict__ x, int64_t k, uint4* 
 // with no staging of the block's own and no __syncthreads before the first product.
 constexpr int kStageGlobal = 1;
 
-// Group `group` of a row held by one warp, lane e holding element e, into stage_x16's layout at
-// `staged` (global or shared): the same codes, scale and sum as stage_x16 gives the group.
 }  // namespace flow2::cuda

@@ -444,9 +444,14 @@ Int16Mode int16_x_mode() {
   return mode;
 }
 
+// Rows of x that int16 groups cover: whole staging passes of 128 values, at most kInt16MaxK.
+bool int16_x_width(int64_t k) {
+  return k > 0 && k % 128 == 0 && k <= kInt16MaxK;
+}
+
 bool int16_x_shape(WeightFormat format, int64_t m, int64_t k) {
   return int16_x_mode() != Int16Mode::kOff && m == 1 && split_layout(format).code_bits == 4 &&
-         k % 128 == 0 && k <= kInt16MaxK;
+         int16_x_width(k);
 }
 
 // Q4_0 launches on the int16 path with at most two blocks a multiprocessor (an 8B model's o and
@@ -597,8 +602,7 @@ int64_t x16_groups_bytes(int64_t k) {
 
 bool takes_x16_groups(int64_t k) {
   const Int16Mode mode = int16_x_mode();
-  return k > 0 && k % 128 == 0 && k <= kInt16MaxK && mode != Int16Mode::kOff &&
-         mode != Int16Mode::kOwn;
+  return int16_x_width(k) && mode != Int16Mode::kOff && mode != Int16Mode::kOwn;
 }
 
 void gemv_split(WeightFormat format, const GemvSegments& segments, const float* x,
