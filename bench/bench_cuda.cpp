@@ -6,7 +6,7 @@
 //
 // Usage: bench_cuda [--device cuda:N] [--layers 32] [--prompt 512] [--generate 128]
 //                   [--skip-model] [--skip-kernels] [--skip-batches] [--weights bf16|q4_0]
-//                   [--kernels REGEX]
+//                   [--kernels REGEX] [--runs 3]
 // FLOW2_CUDA_GRAPHS=0 in the environment times decoding without CUDA graphs; with
 // FLOW2_CUDA_PROFILE=1 as well, the backend prints the time of each op at exit.
 #include <fmt/format.h>
@@ -175,6 +175,10 @@ flow2::Checkpoint llama_8b(DType matrices, int64_t layers) {
 struct ModelSpeed {
   double load_seconds = 0, prompt_rate = 0, generate_rate = 0;
   double batch8_rate = 0, batch32_rate = 0;  // generated tokens/s over all sequences
+  std::vector<double> generate_rates;        // every timed run's, for their spread
+  // Generation with each token read back before the next step is recorded (the GPU idles while
+  // the host records), and the host time a token spends in Model::forward there.
+  double synchronous_rate = 0, host_forward_us = 0;
 };
 
 // Tokens per second of `steps` greedy steps of `batch` sequences decoded together (after two
@@ -194,7 +198,7 @@ double batched_rate(Backend& backend, flow2::Model& model, int64_t batch, int64_
 }
 
 ModelSpeed measure_model(Backend& backend, DType matrices, int64_t layers, int64_t prompt_tokens,
-                         int64_t generate_tokens, bool batches) {
+                         int64_t generate_tokens, int runs, bool batches) {
   ModelSpeed speed;
   flow2::Checkpoint checkpoint = llama_8b(matrices, layers);
   const double start = now_seconds();
@@ -204,28 +208,43 @@ ModelSpeed measure_model(Backend& backend, DType matrices, int64_t layers, int64
 
   std::vector<int32_t> prompt(static_cast<size_t>(prompt_tokens));
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919) % 128256);
-  std::vector<double> prompt_rates, generate_rates;
-  for (int run = 0; run < 4; ++run) {  // the first run warms up (pool, cuBLAS heuristics)
+  std::vector<double> prompt_rates, generate_rates, synchronous_rates, host_forward_us;
+  for (int run = 0; run < runs + 1; ++run) {  // the first run warms up (pool, cuBLAS heuristics)
     flow2::KVCache cache = model->make_cache(1, prompt_tokens + generate_tokens + 1);
     double t0 = now_seconds();
     backend.to_host(model->forward(prompt, 1, cache, flow2::LogitRows::Last));
     double prompt_seconds = now_seconds() - t0;
 
-    flow2::KVCache decode_cache = model->make_cache(1, generate_tokens + 1);
+    // Generation as flow2::generate runs it: a step ahead of the host.
+    flow2::KVCache pipelined_cache = model->make_cache(1, generate_tokens + 2);
     std::vector<int32_t> token = {1};
+    backend.to_host(model->forward(token, 1, pipelined_cache, flow2::LogitRows::Last));
+    t0 = now_seconds();
+    flow2::decode_greedy(*model, pipelined_cache, 1, generate_tokens);
+    const double pipelined_seconds = now_seconds() - t0;
+
+    flow2::KVCache decode_cache = model->make_cache(1, generate_tokens + 1);
     backend.to_host(model->forward(token, 1, decode_cache, flow2::LogitRows::Last));
     t0 = now_seconds();
+    double in_forward = 0;
     for (int64_t i = 0; i < generate_tokens; ++i) {  // greedy, chosen on the device
-      token[0] =
-          backend.argmax_rows(model->forward(token, 1, decode_cache, flow2::LogitRows::Last))[0];
+      const double before = now_seconds();
+      flow2::Tensor logits = model->forward(token, 1, decode_cache, flow2::LogitRows::Last);
+      in_forward += now_seconds() - before;
+      token[0] = backend.argmax_rows(logits)[0];
     }
     double generate_seconds = now_seconds() - t0;
     if (run == 0) continue;
+    host_forward_us.push_back(in_forward * 1e6 / static_cast<double>(generate_tokens));
+    synchronous_rates.push_back(static_cast<double>(generate_tokens) / generate_seconds);
     prompt_rates.push_back(static_cast<double>(prompt_tokens) / prompt_seconds);
-    generate_rates.push_back(static_cast<double>(generate_tokens) / generate_seconds);
+    generate_rates.push_back(static_cast<double>(generate_tokens) / pipelined_seconds);
   }
   speed.prompt_rate = median(prompt_rates);
   speed.generate_rate = median(generate_rates);
+  speed.generate_rates = generate_rates;
+  speed.host_forward_us = median(host_forward_us);
+  speed.synchronous_rate = median(synchronous_rates);
   if (batches) {
     speed.batch8_rate = batched_rate(backend, *model, 8, generate_tokens);
     speed.batch32_rate = batched_rate(backend, *model, 32, generate_tokens);
@@ -393,6 +412,7 @@ void measure_kernels(Backend& backend, const std::string& only) {
 int main(int argc, char** argv) {
   std::string device = "cuda";
   int64_t layers = 32, prompt_tokens = 512, generate_tokens = 128;
+  int runs = 3;  // timed runs after a warm-up run; the table shows their medians
   bool skip_model = false, skip_kernels = false, batches = true;
   std::string only_kernels;
   std::vector<DType> weights = {DType::BF16, DType::Q4_0};
@@ -405,6 +425,8 @@ int main(int argc, char** argv) {
       layers = std::stoll(value());
     } else if (flag == "--prompt") {
       prompt_tokens = std::stoll(value());
+    } else if (flag == "--runs") {
+      runs = std::max(1, std::stoi(value()));
     } else if (flag == "--generate") {
       generate_tokens = std::stoll(value());
     } else if (flag == "--skip-model") {
@@ -437,11 +459,19 @@ int main(int argc, char** argv) {
                "b8 tok/s", "b32 tok/s", "peak GB");
     for (DType dtype : weights) {
       ModelSpeed speed =
-          measure_model(*backend, dtype, layers, prompt_tokens, generate_tokens, batches);
+          measure_model(*backend, dtype, layers, prompt_tokens, generate_tokens, runs, batches);
       fmt::print("{:<8} {:>10.2f} {:>14.0f} {:>14.1f} {:>12.0f} {:>12.0f} {:>10.1f}\n",
                  flow2::dtype_name(dtype), speed.load_seconds, speed.prompt_rate,
                  speed.generate_rate, speed.batch8_rate, speed.batch32_rate,
                  static_cast<double>(backend->peak_device_bytes()) / 1e9);
+      std::string runs_text;
+      for (double rate : speed.generate_rates) {
+        runs_text += fmt::format("{}{:.1f}", runs_text.empty() ? "" : " / ", rate);
+      }
+      fmt::print(
+          "{:<8} tg runs {} tok/s; each token read back before the next step: {:.1f} tok/s "
+          "(host time in Model::forward {:.0f} us a token)\n",
+          "", runs_text, speed.synchronous_rate, speed.host_forward_us);
     }
   } catch (const std::exception& error) {
     fmt::print(stderr, "bench_cuda: {}\n", error.what());

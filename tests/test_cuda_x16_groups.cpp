@@ -1,9 +1,9 @@
 // Inside a decoding step, ops that write the x of 4-bit GEMVs (add_rms_norm, rms_norm,
-// gated_matmul; one row) also stage it as int16 groups (Context::set_x16_groups), and the GEMVs
-// that follow read that staging instead of quantizing x in every block. The staging must be the
-// one the GEMV would make, bit for bit (outside a step nothing is staged: the same ops compare
-// there), and never be read for an x that changed since; with many rows (the output head) the
-// GEMV keeps its float path. Built with the toolkit; skips without a GPU.
+// gated_matmul, decode attention; one row) also stage it as int16 groups (Context::set_x16_groups),
+// and the GEMVs that follow read that staging instead of quantizing x in every block. The staging
+// must be the one the GEMV would make, bit for bit (outside a step nothing is staged: the same ops
+// compare there), and never be read for an x that changed since; with many rows (the output head)
+// the GEMV keeps its float path. Built with the toolkit; skips without a GPU.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -164,6 +164,50 @@ TEST_F(CudaX16Groups, GatedMatmulStagesItsOutputAsTheGemvWould) {
         Tensor hidden = cuda_->empty({1, inner});
         cuda_->gated_matmul(hidden, x, gate, up, Activation::Silu);
         return std::vector<Tensor>{hidden, product(hidden, down)};
+      });
+      EXPECT_TRUE(runs.staged) << what;
+      EXPECT_EQ(runs.stepped, runs.plain) << what;
+    }
+  }
+}
+
+// Decode attention stages its output for the o projection (one sequence): the products equal
+// those outside a step, for heads of 128 (an 8B model's, at one split of the keys and at
+// several, whose last block writes the output) and of 64.
+TEST_F(CudaX16Groups, DecodeAttentionStagesItsOutputAsTheGemvWould) {
+  struct Case {
+    int64_t head_dim, n_heads, n_kv_heads, n_past;
+  };
+  for (const Case c : {Case{128, 32, 8, 20}, Case{128, 32, 8, 299}, Case{64, 4, 1, 5}}) {
+    const int64_t width = c.n_heads * c.head_dim, kv_width = c.n_kv_heads * c.head_dim;
+    // The cache holds exactly the keys attended to: the splits that follow the capacity inside
+    // a step are those that follow the keys outside one, so both sum in the same order.
+    const int64_t capacity = c.n_past + 1;
+    AttentionShape shape;
+    shape.n_past = c.n_past;
+    shape.n_heads = c.n_heads;
+    shape.n_kv_heads = c.n_kv_heads;
+    shape.head_dim = c.head_dim;
+    shape.scale = 0.125f;
+    auto cache = [&](uint32_t seed) {
+      Tensor stored = cuda_->make_cache_tensor({capacity, kv_width});
+      const Tensor rows =
+          cuda_->from_host(testing::random_values(static_cast<size_t>(capacity * kv_width), seed),
+                           {capacity, kv_width});
+      cuda_->kv_write(stored, rows, 1, capacity, 0);
+      return stored;
+    };
+    const Tensor keys = cache(31), values = cache(32);
+    const Tensor q =
+        cuda_->from_host(testing::random_values(static_cast<size_t>(width), 33), {1, width});
+    for (DType dtype : kFourBitFormats) {
+      const std::string what =
+          fmt::format("{} head_dim={} n_past={}", dtype_name(dtype), c.head_dim, c.n_past);
+      const Tensor weight = cuda_->upload_weight(random_weight(dtype, 96, width, 34));
+      const Runs runs = run([&] {
+        Tensor attended = cuda_->empty({1, width});
+        cuda_->attention(attended, q, keys, values, shape);
+        return std::vector<Tensor>{attended, product(attended, weight)};
       });
       EXPECT_TRUE(runs.staged) << what;
       EXPECT_EQ(runs.stepped, runs.plain) << what;

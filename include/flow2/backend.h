@@ -106,6 +106,27 @@ class Backend {
                                            std::span<const int32_t> history,
                                            std::span<const double> uniforms);
 
+  // --- tokens chosen on the device (pipelined decoding, generate.h). A backend whose ops run
+  // asynchronously may leave the token it chooses where the logits are: the next step reads it
+  // there (Model::forward of a token-id tensor, through embedding_of_ids), so the host records
+  // that step while the device still computes this one, and reads the token back a step later.
+  // make_token_ids: an int32 [rows] tensor for such ids, or an undefined one where the backend
+  // keeps none on a device (the default: callers then choose through argmax_rows/sample_rows).
+  virtual Tensor make_token_ids(int64_t rows) {
+    (void)rows;
+    return {};
+  }
+  // sample_rows's choice (with no penalties: they read the history on the host) written into
+  // `ids` (of make_token_ids, one per row of logits), and a copy of it to the host started;
+  // returns a ticket for chosen_ids. Not inside a decoding step.
+  virtual int64_t choose_into(Tensor& ids, const Tensor& logits, const SamplingOptions& options,
+                              std::span<const double> uniforms);
+  // The ids that choose_into's `ticket` wrote, once their copy is done (it waits). Tickets stay
+  // readable until a few later choices reuse their host memory; an older one is an error.
+  virtual std::vector<int32_t> chosen_ids(int64_t ticket);
+  // embedding(out, table, ids, false) of ids held in a tensor of make_token_ids.
+  virtual void embedding_of_ids(Tensor& out, const Tensor& table, const Tensor& ids);
+
   // --- steps: the ops between begin_step and end_step are one decoding step (one new token per
   // sequence). A backend may queue them and run the step as a whole: the CUDA backend replays
   // a step that ran before as one CUDA graph. Tensors made during a step stay valid until the

@@ -46,6 +46,11 @@ class GenerationSession {
   std::vector<int32_t> cached_;  // the tokens whose keys and values the cache holds
 };
 
+// Greedy decoding of `steps` tokens into `cache` (one sequence) after `first`, each fed back:
+// the benchmarks' generation, run as generate runs it (a step ahead of the host where the
+// backend keeps chosen tokens on its device). Returns the tokens chosen.
+std::vector<int32_t> decode_greedy(Model& model, KVCache& cache, int32_t first, int64_t steps);
+
 // One-shot generation after `prompt`.
 GenerationResult generate(Model& model, std::span<const int32_t> prompt,
                           const GenerationOptions& options, const TokenCallback& on_token = {});

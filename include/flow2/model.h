@@ -89,6 +89,10 @@ class Model {
   // [batch, vocab]. An id outside the vocabulary, or a cache too small, is an error.
   Tensor forward(std::span<const int32_t> ids, int64_t batch, KVCache& cache,
                  LogitRows rows = LogitRows::All);
+  // The same for one new token per sequence whose ids stay on the backend's device: `ids` of
+  // Backend::make_token_ids, chosen there by choose_into from this model's logits (so within
+  // the vocabulary). The host records the step without waiting for them (pipelined decoding).
+  Tensor forward(const Tensor& ids, int64_t batch, KVCache& cache, LogitRows rows = LogitRows::All);
   // Runs `ids` for sequence b of a batched cache alone (a prompt joining a batch whose other
   // sequences are elsewhere); later forward calls decode all sequences together, each at its
   // own length.
@@ -98,6 +102,9 @@ class Model {
  private:
   struct State;
   explicit Model(std::unique_ptr<State> state);
+  // forward's body: the ids on the host (host_ids) or in a device tensor (device_ids).
+  Tensor run(std::span<const int32_t> host_ids, const Tensor* device_ids, int64_t count,
+             int64_t batch, KVCache& cache, LogitRows rows);
   std::unique_ptr<State> state_;
 };
 

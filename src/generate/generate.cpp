@@ -13,6 +13,13 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Whether a choice needs no history: the token chosen on a device can feed the next step before
+// the host has seen it.
+bool penalties_off(const SamplingOptions& options) {
+  return options.repetition_penalty == 1.0f && options.presence_penalty == 0.0f &&
+         options.frequency_penalty == 0.0f;
+}
+
 }  // namespace
 
 int32_t argmax(std::span<const float> logits) {
@@ -46,11 +53,20 @@ GenerationResult GenerationSession::generate(std::span<const int32_t> context,
 
   Sampler sampler(options.sampling);
   std::vector<int32_t> history(context.begin(), context.end());
-  // The choice is made where the logits are: only the token comes back.
+  Backend& backend = model_.backend();
+  // The choice is made where the logits are: only the token comes back. Where the backend keeps
+  // it on its device as well (and no penalty needs it on the host first), decoding runs a step
+  // ahead: the step that feeds token N is queued before the host reads N back.
+  Tensor device_ids = penalties_off(options.sampling) ? backend.make_token_ids(1) : Tensor();
+  const bool pipelined = device_ids.defined();
   auto choose = [&](const Tensor& logits) {
-    if (sampler.plain_greedy()) return model_.backend().argmax_rows(logits)[0];
+    if (sampler.plain_greedy()) return backend.argmax_rows(logits)[0];
     const double u = sampler.next_uniform();
-    return model_.backend().sample_rows(logits, options.sampling, history, {&u, 1})[0];
+    return backend.sample_rows(logits, options.sampling, history, {&u, 1})[0];
+  };
+  auto choose_on_device = [&](const Tensor& logits) {  // the same draws as choose
+    const double u = sampler.plain_greedy() ? 0.0 : sampler.next_uniform();
+    return backend.choose_into(device_ids, logits, options.sampling, {&u, 1});
   };
   auto start = std::chrono::steady_clock::now();
   // The prompt runs in chunks so that activations stay small for long prompts.
@@ -62,10 +78,34 @@ GenerationResult GenerationSession::generate(std::span<const int32_t> context,
     cached_.insert(cached_.end(), chunk.begin(), chunk.end());
   }
   result.prompt_tokens_computed = static_cast<int64_t>(context.size() - reused);
-  int32_t next = choose(logits);
+  int32_t next = pipelined ? backend.chosen_ids(choose_on_device(logits))[0] : choose(logits);
   result.prefill_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
-  while (true) {
+  while (pipelined) {
+    // A token that ends generation has had its step queued: its keys stay in the cache (as
+    // cached_ records) and that step's choice is dropped.
+    const bool more = static_cast<int64_t>(result.ids.size()) + 1 < options.max_new_tokens;
+    int64_t ticket = -1;
+    if (more) {
+      logits = model_.forward(device_ids, 1, cache_, LogitRows::Last);
+      cached_.push_back(next);
+      ticket = choose_on_device(logits);
+    }
+    result.ids.push_back(next);
+    history.push_back(next);
+    if (on_token && !on_token(next)) {
+      result.stop_reason = "stopped";
+      break;
+    }
+    if (std::find(options.stop_ids.begin(), options.stop_ids.end(), next) !=
+        options.stop_ids.end()) {
+      result.stop_reason = "stop_id";
+      break;
+    }
+    if (!more) break;
+    next = backend.chosen_ids(ticket)[0];
+  }
+  while (!pipelined) {
     result.ids.push_back(next);
     history.push_back(next);
     if (on_token && !on_token(next)) {
@@ -84,6 +124,34 @@ GenerationResult GenerationSession::generate(std::span<const int32_t> context,
   }
   result.decode_seconds = seconds_since(start);
   return result;
+}
+
+std::vector<int32_t> decode_greedy(Model& model, KVCache& cache, int32_t first, int64_t steps) {
+  Backend& backend = model.backend();
+  std::vector<int32_t> chosen;
+  if (steps <= 0) return chosen;
+  Tensor logits = model.forward(std::span<const int32_t>(&first, 1), 1, cache, LogitRows::Last);
+  Tensor ids = backend.make_token_ids(1);
+  if (!ids.defined()) {
+    chosen.push_back(backend.argmax_rows(logits)[0]);
+    for (int64_t step = 1; step < steps; ++step) {
+      logits =
+          model.forward(std::span<const int32_t>(&chosen.back(), 1), 1, cache, LogitRows::Last);
+      chosen.push_back(backend.argmax_rows(logits)[0]);
+    }
+    return chosen;
+  }
+  const SamplingOptions greedy;
+  const double u = 0.0;
+  int64_t ticket = backend.choose_into(ids, logits, greedy, {&u, 1});
+  for (int64_t step = 1; step < steps; ++step) {
+    logits = model.forward(ids, 1, cache, LogitRows::Last);  // the token not yet read back
+    const int64_t following = backend.choose_into(ids, logits, greedy, {&u, 1});
+    chosen.push_back(backend.chosen_ids(ticket)[0]);
+    ticket = following;
+  }
+  chosen.push_back(backend.chosen_ids(ticket)[0]);
+  return chosen;
 }
 
 GenerationResult generate(Model& model, std::span<const int32_t> prompt,

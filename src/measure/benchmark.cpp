@@ -71,14 +71,10 @@ Pass run_pass(Model& model, const std::vector<int32_t>& prompt, int64_t gen_toke
   }
   if (gen_steps > 0) {
     auto cache = model.make_cache(1, gen_tokens + 1);
-    std::vector<int32_t> id = {prompt.front()};
     auto start = Clock::now();
-    for (int64_t step = 0; step < gen_steps; ++step) {
-      // Greedy, chosen where the logits are (as generate does): on a GPU, reading the whole
-      // row back to choose on the host adds a copy and a wait to every token.
-      Tensor logits = model.forward(id, 1, cache, LogitRows::Last);
-      id[0] = model.backend().argmax_rows(logits)[0];
-    }
+    // Greedy, chosen where the logits are, as generate decodes (on a GPU a step ahead of the
+    // host: reading each token back before recording the next step idles the GPU meanwhile).
+    decode_greedy(model, cache, prompt.front(), gen_steps);
     pass.gen_s = seconds_since(start);
   }
   return pass;

@@ -145,10 +145,26 @@ Tensor Model::forward_sequence(std::span<const int32_t> ids, int64_t sequence, K
 }
 
 Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cache, LogitRows rows) {
+  const int64_t vocab = state_->config.vocab_size;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    check(ids[i] >= 0 && ids[i] < vocab,
+          "token id {} at position {} is outside the vocabulary (size {})", ids[i], i, vocab);
+  }
+  return run(ids, nullptr, static_cast<int64_t>(ids.size()), batch, cache, rows);
+}
+
+Tensor Model::forward(const Tensor& ids, int64_t batch, KVCache& cache, LogitRows rows) {
+  check(ids.dtype() == DType::I32 && ids.numel() == batch,
+        "forward: device token ids are int32, one per sequence ({}), not {} {}", batch,
+        dtype_name(ids.dtype()), shape_string(ids.shape()));
+  return run({}, &ids, ids.numel(), batch, cache, rows);
+}
+
+Tensor Model::run(std::span<const int32_t> host_ids, const Tensor* device_ids, int64_t count,
+                  int64_t batch, KVCache& cache, LogitRows rows) {
   const ModelConfig& config = state_->config;
   Backend& backend = state_->backend;
   const DecoderWeights& weights = state_->weights;
-  const int64_t count = static_cast<int64_t>(ids.size());
   check(batch > 0 && count > 0 && count % batch == 0,
         "forward: {} token ids do not split into {} sequences", count, batch);
   check(cache.batch() == batch, "forward: the KV cache holds {} sequences, not {}", cache.batch(),
@@ -163,11 +179,6 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
   check(longest + n_tokens <= cache.capacity(),
         "sequence of {} tokens exceeds the KV cache capacity of {}", longest + n_tokens,
         cache.capacity());
-  for (int64_t i = 0; i < count; ++i) {
-    check(ids[i] >= 0 && ids[i] < config.vocab_size,
-          "token id {} at position {} is outside the vocabulary (size {})", ids[i], i,
-          config.vocab_size);
-  }
   std::vector<int32_t> positions(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
     positions[i] = static_cast<int32_t>(cache.length(i / n_tokens) + i % n_tokens);
@@ -176,7 +187,11 @@ Tensor Model::forward(std::span<const int32_t> ids, int64_t batch, KVCache& cach
   StepScope step(backend, n_tokens == 1);
   const int64_t hidden = config.hidden_size;
   Tensor x = backend.empty({count, hidden});
-  backend.embedding(x, weights.token_embedding, ids, false);
+  if (device_ids) {
+    backend.embedding_of_ids(x, weights.token_embedding, *device_ids);
+  } else {
+    backend.embedding(x, weights.token_embedding, host_ids, false);
+  }
   if (weights.position_embedding.defined()) {
     check(longest + n_tokens <= config.max_position_embeddings,
           "sequence of {} tokens exceeds the {} learned positions", longest + n_tokens,

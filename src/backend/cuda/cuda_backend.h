@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "backend/cuda/cuda_context.h"
+#include "backend/cuda/cuda_host_ids.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "flow2/backend.h"
 
@@ -33,6 +34,12 @@ class CudaBackend final : public Backend {
   std::vector<int32_t> sample_rows(const Tensor& logits, const SamplingOptions& options,
                                    std::span<const int32_t> history,
                                    std::span<const double> uniforms) override;
+  // Tokens chosen on the GPU for the next step (cuda_choose.cpp).
+  Tensor make_token_ids(int64_t rows) override;
+  int64_t choose_into(Tensor& ids, const Tensor& logits, const SamplingOptions& options,
+                      std::span<const double> uniforms) override;
+  std::vector<int32_t> chosen_ids(int64_t ticket) override;
+  void embedding_of_ids(Tensor& out, const Tensor& table, const Tensor& ids) override;
 
   void begin_step() override;
   void end_step() override;
@@ -152,7 +159,14 @@ class CudaBackend final : public Backend {
   void keep_x16_groups(const Tensor& out, void* staged);
   const void* x16_groups_of(const Tensor& x) const;
 
+  // sample_rows's choice for each row of logits queued into `out` (device memory; null: scratch),
+  // which it returns.
+  const int32_t* choose_rows(const Tensor& logits, const SamplingOptions& options,
+                             std::span<const int32_t> history, std::span<const double> uniforms,
+                             int32_t* out);
+
   std::shared_ptr<cuda::Context> context_;
+  std::unique_ptr<cuda::HostIdRing> host_ids_ = std::make_unique<cuda::HostIdRing>();
   bool graphs_;  // decoding steps replay as CUDA graphs
   std::shared_ptr<cuda::WeightUploader> uploader_;
   bool tensor_core_attention_ = false;

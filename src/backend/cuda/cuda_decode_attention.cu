@@ -26,6 +26,7 @@
 
 #include <cuda_bf16.h>
 
+#include "backend/cuda/cuda_int16_x.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
 
@@ -225,6 +226,17 @@ __global__ void __launch_bounds__(kWarps * 32)
 
   // The block's keys: merge the warps; one output column per thread and pass.
   const int64_t outputs = static_cast<int64_t>(group) * kHeadDim;
+  // Writes column o of this kv head's query heads. With out_x16 (one sequence) the warp's 32
+  // columns, one group of the o projection's x, are staged as int16 too: outputs is a multiple of
+  // 64, so a warp's passes over o are whole and lane l holds element l of its group.
+  const int64_t first_output = (b * p.n_heads + kv_head * group) * kHeadDim;
+  auto store_output = [&](int64_t o, float value) {
+    p.out[first_output + o] = value;
+    if (p.out_x16) {
+      stage_lane_x16(value, (first_output + o) / kInt16Group, p.n_heads * kHeadDim,
+                     static_cast<uint4*>(p.out_x16));
+    }
+  };
   const int64_t record_floats = outputs + 2 * group;  // output columns, maxima, sums
   const int64_t pair = b * p.n_kv_heads + kv_head;
   float* records = p.partial + pair * gridDim.x * record_floats;
@@ -242,7 +254,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       value = fmaf(warp_out[w][h][d], scale, value);
     }
     if (splits == 1) {
-      p.out[(b * p.n_heads + kv_head * group + h) * kHeadDim + d] = value / sum;
+      store_output(o, value / sum);
     } else {
       record[o] = value;
       if (d == 0) {
@@ -280,12 +292,12 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
   __syncthreads();
   for (int64_t o = threadIdx.x; o < outputs; o += blockDim.x) {
-    const int h = static_cast<int>(o / kHeadDim), d = static_cast<int>(o % kHeadDim);
+    const int h = static_cast<int>(o / kHeadDim);
     float value = 0.0f;
     for (int64_t s = 0; s < splits; ++s) {
       value = fmaf(__ldcg(records + s * record_floats + o), split_weight[s][h], value);
     }
-    p.out[(b * p.n_heads + kv_head * group + h) * kHeadDim + d] = value;
+    store_output(o, value);
   }
 }
 

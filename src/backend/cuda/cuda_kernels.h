@@ -174,6 +174,9 @@ struct AttentionParams {
   bool bf16_cache = false;
   float* out = nullptr;      // like q
   void* out_bf16 = nullptr;  // flash_attention only: out rounded to bf16 as well (when set)
+  // decode_attention only, one sequence: out staged as int16 groups as well (stage_x16's
+  // layout, for the 4-bit GEMV of the o projection), when set.
+  void* out_x16 = nullptr;
   int64_t key_groups = 0;    // flash_attention only: 1 or 2 (tests); 0 chooses by the shape
   float* partial = nullptr;  // splits > 1: [splits, batch * n_tokens * n_heads, head_dim + 2]
   int64_t batch = 1, n_tokens = 1, n_past = 0, n_heads = 1, n_kv_heads = 1, head_dim = 1;

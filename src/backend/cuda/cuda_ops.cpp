@@ -2,11 +2,12 @@
 // them, then one kernel each. Host spans (ids, positions, frequencies) go through the staging
 // ring, so no op waits for the GPU.
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/op_checks.h"
 #include "flow2/error.h"
-#include "generate/sampling_math.h"
 
 namespace flow2 {
 namespace {
@@ -228,12 +229,20 @@ void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache,
                                    sizeof(float)));
     }
     int* counters = context_->completion_counters();
+    // The output is the o projection's x: staged as int16 inside a decoding step, unless
+    // FLOW2_CUDA_ATTENTION_X16=0 (to compare).
+    static const bool stage_output = [] {
+      const char* value = std::getenv("FLOW2_CUDA_ATTENTION_X16");
+      return !value || std::string(value) != "0";
+    }();
+    params.out_x16 = stage_output ? x16_groups_for(out) : nullptr;
     context_->submit(
         "decode attention",
         [=](cudaStream_t stream) { cuda::decode_attention(params, splits, counters, stream); },
         params.q, params.k, params.v, params.bf16_cache, params.out, params.partial, params.batch,
         params.n_past, params.n_heads, params.n_kv_heads, params.head_dim, params.capacity,
-        params.window, splits, params.scale, params.device_n_past);
+        params.window, splits, params.scale, params.device_n_past, params.out_x16);
+    keep_x16_groups(out, params.out_x16);
     return;
   }
   // Split the keys when the queries alone give fewer than two blocks per multiprocessor (decode),
@@ -296,85 +305,6 @@ void CudaBackend::add(Tensor& out, const Tensor& a, const Tensor& b) {
   context_->submit(
       "add", [=](cudaStream_t stream) { cuda::add(result, left, right, count, stream); }, result,
       left, right, count);
-}
-
-std::vector<int32_t> CudaBackend::argmax_rows(const Tensor& logits) {
-  check(!context_->in_step(), "argmax_rows: nothing is read back inside a decoding step");
-  check_f32(logits, "argmax_rows");
-  const int64_t rows = logits.rows(), width = logits.cols();
-  std::vector<int32_t> indices(static_cast<size_t>(rows));
-  if (rows == 0 || width == 0) return indices;
-  auto* device = static_cast<int32_t*>(context_->scratch(2, indices.size() * sizeof(int32_t)));
-  cuda::argmax_rows(logits.data_as<float>(), rows, width, device, context_->stream());
-  cuda::check_cuda(cudaMemcpyAsync(indices.data(), device, indices.size() * sizeof(int32_t),
-                                   cudaMemcpyDeviceToHost, context_->stream()),
-                   "argmax_rows");
-  context_->synchronize();
-  return indices;
-}
-
-std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const SamplingOptions& options,
-                                              std::span<const int32_t> history,
-                                              std::span<const double> uniforms) {
-  check(!context_->in_step(), "sample_rows: nothing is read back inside a decoding step");
-  check_f32(logits, "sample_rows");
-  const int64_t rows = logits.rows(), vocab = logits.cols();
-  check_sample_rows(rows, options, uniforms);
-  std::vector<int32_t> tokens(static_cast<size_t>(rows));
-  if (rows == 0) return tokens;
-  check(vocab > 0 && vocab <= sampling::kMaxVocab,
-        "sample_rows: rows of {} logits; sampling takes 1 to {}", vocab, sampling::kMaxVocab);
-  const std::vector<PenaltyEntry> entries = penalty_entries(options, history, vocab);
-  const bool sampled = options.temperature > 0.0f;
-
-  // One scratch buffer: the chosen ids, the penalized copy of the logits, the weights.
-  auto aligned = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
-  const auto elements = static_cast<size_t>(rows * vocab);
-  const size_t ids_bytes = aligned(tokens.size() * sizeof(int32_t));
-  const size_t copy_bytes = entries.empty() ? 0 : aligned(elements * sizeof(float));
-  const size_t weight_bytes = sampled ? elements * sizeof(unsigned long long) : 0;
-  auto* scratch = static_cast<char*>(context_->scratch(2, ids_bytes + copy_bytes + weight_bytes));
-  auto* device_tokens = reinterpret_cast<int32_t*>(scratch);
-  cudaStream_t stream = context_->stream();
-  const float* scores = logits.data_as<float>();
-  if (!entries.empty()) {
-    auto* copy = reinterpret_cast<float*>(scratch + ids_bytes);
-    cuda::check_cuda(
-        cudaMemcpyAsync(copy, scores, elements * sizeof(float), cudaMemcpyDeviceToDevice, stream),
-        "sample_rows");
-    std::vector<int32_t> ids;
-    std::vector<float> amounts;
-    for (const PenaltyEntry& entry : entries) {
-      ids.push_back(entry.id);
-      amounts.push_back(entry.amount);
-    }
-    const int32_t* staged_ids = context_->stage(std::span<const int32_t>(ids));
-    const float* staged_amounts = context_->stage(std::span<const float>(amounts));
-    cuda::apply_penalties(copy, rows, vocab, staged_ids, staged_amounts,
-                          static_cast<int64_t>(ids.size()), options.repetition_penalty, stream);
-    scores = copy;
-  }
-  if (sampled) {
-    cuda::SampleParams params;
-    params.scores = scores;
-    params.weights = reinterpret_cast<unsigned long long*>(scratch + ids_bytes + copy_bytes);
-    params.uniforms = context_->stage(uniforms);
-    params.out = device_tokens;
-    params.rows = rows;
-    params.vocab = vocab;
-    params.temperature = options.temperature;
-    params.top_k = options.top_k;
-    params.top_p = options.top_p;
-    params.min_p = options.min_p;
-    cuda::sample_rows(params, stream);
-  } else {
-    cuda::argmax_rows(scores, rows, vocab, device_tokens, stream);  // greedy after penalties
-  }
-  cuda::check_cuda(cudaMemcpyAsync(tokens.data(), device_tokens, tokens.size() * sizeof(int32_t),
-                                   cudaMemcpyDeviceToHost, stream),
-                   "sample_rows");
-  context_->synchronize();
-  return tokens;
 }
 
 Tensor CudaBackend::make_cache_tensor(Shape shape) {
