@@ -44,6 +44,9 @@ class GenerationSession {
   Model& model_;
   KVCache cache_;
   std::vector<int32_t> cached_;  // the tokens whose keys and values the cache holds
+  // The token chosen on the device for the next step (pipelined decoding), made on first use and
+  // kept, so that every call's steps have the same inputs and replay the same graph.
+  Tensor device_ids_;
 };
 
 // Greedy decoding of `steps` tokens into `cache` (one sequence) after `first`, each fed back:

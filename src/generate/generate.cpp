@@ -57,8 +57,9 @@ GenerationResult GenerationSession::generate(std::span<const int32_t> context,
   // The choice is made where the logits are: only the token comes back. Where the backend keeps
   // it on its device as well (and no penalty needs it on the host first), decoding runs a step
   // ahead: the step that feeds token N is queued before the host reads N back.
-  Tensor device_ids = penalties_off(options.sampling) ? backend.make_token_ids(1) : Tensor();
-  const bool pipelined = device_ids.defined();
+  if (!device_ids_.defined()) device_ids_ = backend.make_token_ids(1);
+  const bool pipelined = device_ids_.defined() && penalties_off(options.sampling);
+  Tensor& device_ids = device_ids_;
   auto choose = [&](const Tensor& logits) {
     if (sampler.plain_greedy()) return backend.argmax_rows(logits)[0];
     const double u = sampler.next_uniform();
