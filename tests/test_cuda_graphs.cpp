@@ -8,6 +8,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend_list.h"
 #include "flow2/error.h"
+#include "flow2/generate.h"
 #include "flow2/model.h"
 #include "flow2/tensor.h"
 #include "test_support.h"
@@ -88,6 +89,27 @@ TEST(CudaGraphSteps, AFailedStepIsDroppedAndTheBackendGoesOn) {
   Tensor later = backend->empty({2, 2});
   backend->add(later, a, a);
   EXPECT_EQ(backend->to_host(later), (std::vector<float>{2, 4, 6, 8}));
+}
+
+// A session's later calls (a chat's turns) decode with the same step graph as its first: the
+// token it feeds back on the device stays at one address (pipelined decoding).
+TEST(CudaGraphSteps, ASessionsCallsReplayOneGraph) {
+  if (auto reason = testing::skip_reason("cuda"); !reason.empty()) GTEST_SKIP() << reason;
+  auto backend = cuda_backend(true);
+  auto model = Model::load(open_checkpoint(testing::model_path("tiny-llama")), *backend);
+  GenerationSession session(*model, 64);
+  GenerationOptions options;
+  options.max_new_tokens = 6;
+  std::vector<int32_t> conversation = {1, 5, 9, 13};
+  const GenerationResult first = session.generate(conversation, options);
+  const int64_t captures = graphs_of(*backend).captures();
+  EXPECT_GE(captures, 1);
+  conversation.insert(conversation.end(), first.ids.begin(), first.ids.end());
+  conversation.insert(conversation.end(), {17, 19});
+  const int64_t replays = graphs_of(*backend).replays();
+  session.generate(conversation, options);
+  EXPECT_EQ(graphs_of(*backend).captures(), captures);
+  EXPECT_GT(graphs_of(*backend).replays(), replays);
 }
 
 TEST(CudaGraphSteps, PeakDeviceMemoryCoversTheTensorsMade) {
