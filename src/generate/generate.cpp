@@ -82,6 +82,21 @@ GenerationResult GenerationSession::generate(std::span<const int32_t> context,
   int32_t next = pipelined ? backend.chosen_ids(choose_on_device(logits))[0] : choose(logits);
   result.prefill_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
+  // Emits `token`; true where it ends generation (the callback or a stop id).
+  auto ends_with = [&](int32_t token) {
+    result.ids.push_back(token);
+    history.push_back(token);
+    if (on_token && !on_token(token)) {
+      result.stop_reason = "stopped";
+      return true;
+    }
+    if (std::find(options.stop_ids.begin(), options.stop_ids.end(), token) !=
+        options.stop_ids.end()) {
+      result.stop_reason = "stop_id";
+      return true;
+    }
+    return false;
+  };
   while (pipelined) {
     // A token that ends generation has had its step queued: its keys stay in the cache (as
     // cached_ records) and that step's choice is dropped.
@@ -92,33 +107,13 @@ GenerationResult GenerationSession::generate(std::span<const int32_t> context,
       cached_.push_back(next);
       ticket = choose_on_device(logits);
     }
-    result.ids.push_back(next);
-    history.push_back(next);
-    if (on_token && !on_token(next)) {
-      result.stop_reason = "stopped";
-      break;
-    }
-    if (std::find(options.stop_ids.begin(), options.stop_ids.end(), next) !=
-        options.stop_ids.end()) {
-      result.stop_reason = "stop_id";
-      break;
-    }
-    if (!more) break;
+    if (ends_with(next) || !more) break;
     next = backend.chosen_ids(ticket)[0];
   }
   while (!pipelined) {
-    result.ids.push_back(next);
-    history.push_back(next);
-    if (on_token && !on_token(next)) {
-      result.stop_reason = "stopped";
+    if (ends_with(next) || static_cast<int64_t>(result.ids.size()) >= options.max_new_tokens) {
       break;
     }
-    if (std::find(options.stop_ids.begin(), options.stop_ids.end(), next) !=
-        options.stop_ids.end()) {
-      result.stop_reason = "stop_id";
-      break;
-    }
-    if (static_cast<int64_t>(result.ids.size()) >= options.max_new_tokens) break;
     logits = model_.forward(std::span<const int32_t>(&next, 1), 1, cache_, LogitRows::Last);
     cached_.push_back(next);
     next = choose(logits);

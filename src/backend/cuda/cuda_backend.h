@@ -159,6 +159,9 @@ class CudaBackend final : public Backend {
   void keep_x16_groups(const Tensor& out, void* staged);
   const void* x16_groups_of(const Tensor& x) const;
 
+  // Queues embedding's kernel for `count` ids already in device memory (staged or chosen there).
+  void submit_embedding(Tensor& out, const Tensor& table, cuda::WeightFormat format,
+                        const int32_t* device_ids, int64_t count, bool accumulate);
   // sample_rows's choice for each row of logits queued into `out` (device memory; null: scratch),
   // which it returns.
   const int32_t* choose_rows(const Tensor& logits, const SamplingOptions& options,
@@ -178,6 +181,8 @@ class CudaBackend final : public Backend {
 cuda::ActivationKind activation_kind(Activation activation);
 // The kernels' name for a tensor's dtype; an error for dtypes the kernels do not read.
 cuda::WeightFormat weight_format(DType dtype, const char* op);
+// An error naming `op` unless `tensor` is float32 (cuda_ops.cpp).
+void check_f32(const Tensor& tensor, const char* op);
 // Whether matmul multiplies x (float32) by weights of `dtype` with the GEMV kernels (cuda_matmul):
 // the fused decoding ops take one kernel only where each product would (cuda_fused_ops).
 bool takes_gemv(const Tensor& x, DType dtype);

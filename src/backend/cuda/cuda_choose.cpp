@@ -73,8 +73,7 @@ const int32_t* CudaBackend::choose_rows(const Tensor& logits, const SamplingOpti
 
 std::vector<int32_t> CudaBackend::argmax_rows(const Tensor& logits) {
   check(!context_->in_step(), "argmax_rows: nothing is read back inside a decoding step");
-  check(logits.dtype() == DType::F32, "argmax_rows: expected a float32 tensor, got {}",
-        dtype_name(logits.dtype()));
+  check_f32(logits, "argmax_rows");
   const int64_t rows = logits.rows(), width = logits.cols();
   std::vector<int32_t> indices(static_cast<size_t>(rows));
   if (rows == 0 || width == 0) return indices;
@@ -138,15 +137,7 @@ void CudaBackend::embedding_of_ids(Tensor& out, const Tensor& table, const Tenso
   const cuda::WeightFormat format = weight_format(table.dtype(), "embedding");
   if (count == 0) return;
   // The ids come from choose_into over logits as wide as the table is long (Model::forward).
-  const void* data = table.data();
-  const auto* device_ids = static_cast<const int32_t*>(ids.data());
-  float* result = out.data_as<float>();
-  context_->submit(
-      "embedding",
-      [=](cudaStream_t stream) {
-        cuda::embedding(format, data, device_ids, count, width, result, false, stream);
-      },
-      format, data, device_ids, count, width, result, false);
+  submit_embedding(out, table, format, static_cast<const int32_t*>(ids.data()), count, false);
 }
 
 }  // namespace flow2

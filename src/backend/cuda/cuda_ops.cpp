@@ -23,12 +23,12 @@ void check_cache(const Tensor& cache, const char* op) {
         "{}: a KV cache is float32 or bf16, not {}", op, dtype_name(cache.dtype()));
 }
 
+}  // namespace
+
 void check_f32(const Tensor& tensor, const char* op) {
   check(tensor.dtype() == DType::F32, "{}: expected a float32 tensor, got {}", op,
         dtype_name(tensor.dtype()));
 }
-
-}  // namespace
 
 cuda::ActivationKind activation_kind(Activation activation) {
   switch (activation) {
@@ -56,16 +56,21 @@ void CudaBackend::embedding(Tensor& out, const Tensor& table, std::span<const in
     check(id >= 0 && id < table.rows(), "embedding: id {} outside the table's {} rows", id,
           table.rows());
   }
+  submit_embedding(out, table, format, context_->stage(ids), static_cast<int64_t>(ids.size()),
+                   accumulate);
+}
+
+void CudaBackend::submit_embedding(Tensor& out, const Tensor& table, cuda::WeightFormat format,
+                                   const int32_t* device_ids, int64_t count, bool accumulate) {
   const void* data = table.data();
-  const auto* staged_ids = context_->stage(ids);
-  const auto count = static_cast<int64_t>(ids.size());
+  const int64_t width = table.cols();
   float* result = out.data_as<float>();
   context_->submit(
       "embedding",
       [=](cudaStream_t stream) {
-        cuda::embedding(format, data, staged_ids, count, width, result, accumulate, stream);
+        cuda::embedding(format, data, device_ids, count, width, result, accumulate, stream);
       },
-      format, data, staged_ids, count, width, result, accumulate);
+      format, data, device_ids, count, width, result, accumulate);
 }
 
 void CudaBackend::rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) {
